@@ -1,0 +1,1 @@
+"""Desktop app (PySide6 + pyvistaqt); uses only the engine's public API."""

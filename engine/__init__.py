@@ -1,0 +1,6 @@
+"""The engine: HA-GAN (and later Split&Shuffle-GAN) models, generation, volumes, CLI.
+
+Never imports Qt, VTK or pyvista; the app and scripts use the same public API.
+"""
+
+__version__ = "0.1.0"

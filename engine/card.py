@@ -1,0 +1,95 @@
+"""The model card: what a model is, stored as JSON inside every model file."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+
+from . import __version__
+from .errors import CheckpointError
+from .models.hagan import HAGANConfig
+from .volume import IntensityMapping
+
+CT_WINDOW = IntensityMapping(-1024.0, 600.0, "HU")  # the HA-GAN reference CT window
+
+
+@dataclass
+class ModelCard:
+    """Settings needed to rebuild and interpret a model, plus where it came from."""
+
+    config: HAGANConfig
+    family: str = "ha-gan"
+    name: str = ""
+    modality: str = "unknown"  # "ct", "mri" or "unknown"
+    intensity: IntensityMapping = field(default_factory=lambda: IntensityMapping())
+    spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)  # nominal, along i, j, k
+    orientation: str = "RAS"
+    parts: tuple[str, ...] = ("G",)  # networks in the file: G, E, Sub_E
+    source: str = ""
+    training: dict = field(default_factory=dict)  # data summary, iterations, time, hardware
+    notes: str = ""
+    content_hash: str = ""
+    engine_version: str = __version__
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+    def to_dict(self) -> dict:
+        return {
+            "family": self.family,
+            "name": self.name,
+            **self.config.to_dict(),
+            "modality": self.modality,
+            "intensity": self.intensity.to_dict(),
+            "spacing_mm": list(self.spacing_mm),
+            "orientation": self.orientation,
+            "parts": list(self.parts),
+            "source": self.source,
+            "training": self.training,
+            "notes": self.notes,
+            "content_hash": self.content_hash,
+            "engine_version": self.engine_version,
+            "created": self.created,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelCard:
+        try:
+            if values.get("family", "ha-gan") != "ha-gan":
+                raise CheckpointError(f"model family '{values['family']}' is not supported by this engine")
+            return cls(
+                config=HAGANConfig.from_dict(values),
+                family=values.get("family", "ha-gan"),
+                name=values.get("name", ""),
+                modality=values.get("modality", "unknown"),
+                intensity=IntensityMapping.from_dict(values.get("intensity", {"low": -1, "high": 1})),
+                spacing_mm=tuple(float(s) for s in values.get("spacing_mm", (1.0, 1.0, 1.0))),
+                orientation=values.get("orientation", "RAS"),
+                parts=tuple(values.get("parts", ("G",))),
+                source=values.get("source", ""),
+                training=dict(values.get("training", {})),
+                notes=values.get("notes", ""),
+                content_hash=values.get("content_hash", ""),
+                engine_version=values.get("engine_version", ""),
+                created=values.get("created", ""),
+            )
+        except CheckpointError:
+            raise
+        except Exception as error:  # a malformed card is a malformed file
+            raise CheckpointError(f"model card is malformed ({error})") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        try:
+            values = json.loads(text)
+        except ValueError as error:
+            raise CheckpointError(f"model card is not valid JSON ({error})") from None
+        return cls.from_dict(values)
+
+
+def default_spacing(resolution: int) -> tuple[float, float, float]:
+    """Nominal spacing when the training data's is unknown: a 256 mm field of view."""
+    s = 256.0 / resolution
+    return (s, s, s)

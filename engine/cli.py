@@ -1,0 +1,203 @@
+"""Command line: ``python -m engine <command>``.
+
+Every command exits non-zero with a one-line cause on bad input (no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import __version__
+from .checkpoints import convert_official, load_model, read_model_card
+from .device import DEVICE_CHOICES, describe_device, resolve_device
+from .errors import ConfigError, EngineError
+from .generate import PARTS, SampleRequest, sample_volume
+from .latent import parse_seeds
+from .nifti import is_nifti_path, save_nifti
+from .volume import IntensityMapping
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except EngineError as error:
+        print(f"error: {error}", file=sys.stderr)
+    except (OSError, MemoryError) as error:
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="HA-GAN volume generation engine")
+    parser.add_argument("--version", action="version", version=f"engine {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sample = commands.add_parser("sample", help="generate volumes from seeds and write NIfTI files")
+    _add_model_options(sample)
+    seeds = sample.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
+    seeds.add_argument("--seeds", type=parse_seeds_arg, help='a seed list such as "0,3,10-12"')
+    sample.add_argument("--part", choices=PARTS, default="full", help="which part of the hierarchy (default full)")
+    sample.add_argument(
+        "--slab-start", type=int, default=0, help="first voxel of the slab for --part slab (multiple of 4)"
+    )
+    sample.add_argument("--truncation", type=float, default=1.0, help="scale z toward 0, in (0, 1] (default 1: none)")
+    sample.add_argument("--class-label", type=int, default=None, help="class for conditional models")
+    sample.add_argument(
+        "--intensity",
+        choices=("physical", "raw"),
+        default="physical",
+        help="physical: the model's units (HU for CT); raw: the generator's [-1, 1] output",
+    )
+    sample.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    sample.add_argument("--out", required=True, help="a .nii/.nii.gz file (one seed) or a folder")
+    sample.set_defaults(run=run_sample)
+
+    info = commands.add_parser("info", help="print a model's card and parameter counts")
+    _add_model_options(info)
+    info.add_argument("--json", action="store_true", help="print the model card as JSON")
+    info.set_defaults(run=run_info)
+
+    convert = commands.add_parser("convert", help="official HA-GAN .pth files -> one .safetensors model file")
+    convert.add_argument("--official", required=True, help="folder with G_iterN.pth (E, Sub_E beside it) or the G file")
+    convert.add_argument("--resolution", type=int, required=True, choices=(128, 256))
+    convert.add_argument("--out", required=True, help="the .safetensors file to write")
+    convert.add_argument("--modality", choices=("ct", "mri"), default="ct")
+    convert.add_argument(
+        "--window",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="physical values of -1 and +1 (CT default -1024 600 HU)",
+    )
+    convert.add_argument("--spacing", type=float, nargs=3, metavar=("I", "J", "K"), help="nominal voxel size in mm")
+    convert.add_argument("--half", action="store_true", help="store weights in float16 (half the size)")
+    convert.set_defaults(run=run_convert)
+    return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="our .safetensors model, or official HA-GAN files (G_iterN.pth or their folder)",
+    )
+    parser.add_argument(
+        "--resolution", type=int, choices=(128, 256), help="resolution of official HA-GAN files (they do not record it)"
+    )
+
+
+def parse_seeds_arg(text: str) -> list[int]:
+    try:
+        return parse_seeds(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    seeds = args.seeds if args.seeds is not None else [0 if args.seed is None else args.seed]
+    if any(s < 0 for s in seeds):
+        raise ConfigError("seeds are non-negative integers")
+    targets = _sample_targets(Path(args.out), seeds, args.part)
+    device = resolve_device(args.device)
+    model = load_model(args.checkpoint, args.resolution, device)
+    if args.part == "slab":
+        model.generator._check_slab_start(args.slab_start)
+
+    started = time.perf_counter()
+    for seed, target in tqdm(
+        list(zip(seeds, targets)),
+        desc=f"sampling ({describe_device(device)})",
+        unit="vol",
+        file=sys.stderr,
+        disable=len(seeds) == 1,
+    ):
+        request = SampleRequest(
+            seed, args.part, args.slab_start, args.truncation, args.class_label, args.intensity == "physical"
+        )
+        volume = sample_volume(model, request)
+        description = f"SYNTHETIC {model.card.name or 'HA-GAN'} {args.part} seed {seed}"
+        save_nifti(volume, target, description)
+        tqdm.write(f"wrote {target}", file=sys.stderr)
+    print(f"{len(seeds)} volume(s) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _sample_targets(out: Path, seeds: list[int], part: str) -> list[Path]:
+    if is_nifti_path(out):
+        if len(seeds) > 1:
+            raise ConfigError(f"{out}: several seeds need an output folder, not one file name")
+        if not out.parent.exists():
+            raise ConfigError(f"{out}: folder {out.parent} does not exist")
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder (a single file must end in .nii or .nii.gz)")
+    out.mkdir(parents=True, exist_ok=True)
+    return [out / f"seed{seed:04d}_{part}.nii.gz" for seed in seeds]
+
+
+def run_info(args: argparse.Namespace) -> int:
+    path = Path(args.checkpoint)
+    if path.suffix == ".safetensors" and args.json:
+        print(read_model_card(path).to_json())
+        return 0
+    model = load_model(path, args.resolution, "cpu", parts=("G", "E", "Sub_E", "D"))
+    card = model.card
+    if args.json:
+        print(card.to_json())
+        return 0
+    c = card.config
+    rows = [
+        ("name", card.name or "-"),
+        ("family", card.family),
+        ("resolution", f"{c.resolution}^3 (anchor {c.feature_size}^3, slab {c.slab_thickness} slices)"),
+        ("latent", f"{c.latent_dim}" + (f" + {c.num_class} classes" if c.num_class else "")),
+        ("widths", f"g {c.g_width}, d {c.d_width}, e {c.e_width}"),
+        ("modality", card.modality),
+        ("intensity", f"[-1, 1] -> [{card.intensity.low:g}, {card.intensity.high:g}] {card.intensity.unit}".rstrip()),
+        ("spacing", " x ".join(f"{s:g}" for s in card.spacing_mm) + f" mm ({card.orientation})"),
+        ("networks", ", ".join(model.networks())),
+        ("source", card.source or "-"),
+        ("content hash", card.content_hash or "-"),
+    ]
+    rows += [(f"training.{k}", json.dumps(v) if not isinstance(v, str) else v) for k, v in card.training.items()]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print("\nparameters")
+    for name, count in model.parameter_counts().items():
+        print(f"  {name:<24} {count:>12,}")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    intensity = (
+        IntensityMapping(args.window[0], args.window[1], "HU" if args.modality == "ct" else "") if args.window else None
+    )
+    out = convert_official(
+        args.official,
+        args.resolution,
+        args.out,
+        args.modality,
+        intensity,
+        tuple(args.spacing) if args.spacing else None,
+        torch.float16 if args.half else torch.float32,
+    )
+    card = read_model_card(out)
+    print(f"wrote {out} ({', '.join(card.parts)}; {card.content_hash[:19]}...)", file=sys.stderr)
+    return 0

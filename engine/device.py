@@ -1,0 +1,40 @@
+"""Device selection: auto picks CUDA, then MPS, then the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import ConfigError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def available_devices() -> list[str]:
+    """Devices this machine can run on, best first."""
+    found = []
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return [*found, "cpu"]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Turn a user's choice into a torch device, with a clear error when it is not there."""
+    if name == "auto":
+        return torch.device(available_devices()[0])
+    kind = name.split(":")[0]
+    if kind not in DEVICE_CHOICES:
+        raise ConfigError(f"unknown device '{name}'; choose one of {', '.join(DEVICE_CHOICES)}")
+    if kind != "cpu" and kind not in available_devices():
+        raise ConfigError(f"device '{name}' is not available here; found: {', '.join(available_devices())}")
+    return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    """A short human-readable name, e.g. 'CUDA: NVIDIA H100' or 'CPU (2 threads)'."""
+    if device.type == "cuda":
+        return f"CUDA: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "MPS (Apple GPU)"
+    return f"CPU ({torch.get_num_threads()} threads)"

@@ -1,0 +1,17 @@
+"""Errors the engine reports to users: one line naming the cause, never a traceback."""
+
+
+class EngineError(Exception):
+    """Base class: the CLI prints str(error) on one line and exits non-zero; the app shows a dialog."""
+
+
+class CheckpointError(EngineError):
+    """A model file that cannot be read or does not fit the expected network."""
+
+
+class VolumeError(EngineError):
+    """A volume file that cannot be read, or holds data we cannot use (NaN, 4-D, ...)."""
+
+
+class ConfigError(EngineError):
+    """An impossible setting (resolution, slab start, device, ...)."""

@@ -1,0 +1,88 @@
+"""A loaded HA-GAN model: its networks plus its model card."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .card import ModelCard
+from .errors import ConfigError
+from .models.hagan import Discriminator, Encoder, Generator, HAGANConfig, SubEncoder, encode_volume
+
+PART_NAMES = {"G": "generator", "E": "encoder", "Sub_E": "sub_encoder", "D": "discriminator"}
+
+
+@dataclass
+class HAGANModel:
+    """Generator (always) and encoders / discriminator (when the file has them)."""
+
+    card: ModelCard
+    generator: Generator
+    encoder: Encoder | None = None
+    sub_encoder: SubEncoder | None = None
+    discriminator: Discriminator | None = None
+
+    @classmethod
+    def build(cls, card: ModelCard, parts: tuple[str, ...] = ("G", "E", "Sub_E")) -> HAGANModel:
+        """Fresh networks (PyTorch default initialisation) for the parts named."""
+        c = card.config
+        return cls(
+            card=card,
+            generator=Generator(c),
+            encoder=Encoder(c) if "E" in parts else None,
+            sub_encoder=SubEncoder(c) if "Sub_E" in parts else None,
+            discriminator=Discriminator(c) if "D" in parts else None,
+        )
+
+    @property
+    def config(self) -> HAGANConfig:
+        return self.card.config
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        """Present networks by their file prefix (G, E, Sub_E, D)."""
+        found = {key: getattr(self, attr) for key, attr in PART_NAMES.items()}
+        return {key: net for key, net in found.items() if net is not None}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def to(self, device: torch.device | str) -> HAGANModel:
+        for net in self.networks().values():
+            net.to(device)
+        return self
+
+    def eval(self) -> HAGANModel:
+        for net in self.networks().values():
+            net.eval()
+        return self
+
+    @property
+    def has_encoders(self) -> bool:
+        return self.encoder is not None and self.sub_encoder is not None
+
+    def encode(self, volume: torch.Tensor) -> torch.Tensor:
+        """A real volume (N, 1, S, S, S) in [-1, 1] -> latents (N, latent_dim)."""
+        if not self.has_encoders:
+            raise ConfigError("this model file has no encoders (E and Sub_E)")
+        return encode_volume(self.encoder, self.sub_encoder, volume)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per module, with the generator split into G^A, G^L and G^H."""
+        g = self.generator
+        count = lambda params: sum(p.numel() for p in params)  # noqa: E731
+        low = count(g.sub_G.parameters())
+        high = count(p for n, p in g.named_parameters() if n.split(".")[0] in ("tp_conv6", "bn6", "tp_conv7"))
+        counts = {
+            "G^A (shared features)": count(g.parameters()) - low - high,
+            "G^L (anchor)": low,
+            "G^H (high resolution)": high,
+            "G total": count(g.parameters()),
+        }
+        for key, net in self.networks().items():
+            if key != "G":
+                counts[{"E": "E^H (slab encoder)", "Sub_E": "E^G (sub-encoder)", "D": "D total"}[key]] = count(
+                    net.parameters()
+                )
+        return counts

@@ -1,0 +1,133 @@
+"""NIfTI reading and writing (nibabel), with a JSON provenance sidecar.
+
+Exports are float32 in physical units with the volume's affine, a description that marks them
+as synthetic, and ``<name>.json`` beside them. Importing an exported file gives back the same array.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from . import __version__
+from .errors import VolumeError
+from .volume import RAW, IntensityMapping, Volume
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+def is_nifti_path(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """``scan.nii.gz`` -> ``scan.json``."""
+    path = Path(path)
+    name = path.name
+    for suffix in NIFTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return path.with_name(name + ".json")
+
+
+def save_nifti(volume: Volume, path: str | os.PathLike, description: str = "SYNTHETIC") -> Path:
+    """Write ``volume`` to ``path`` (.nii or .nii.gz) and its provenance to the JSON sidecar.
+
+    Both files are written to a temporary name first and then renamed, so a crash never leaves
+    a half-written file under the final name.
+    """
+    path = Path(path)
+    if not is_nifti_path(path):
+        raise VolumeError(f"{path}: a NIfTI file name ends in .nii or .nii.gz")
+    if not path.parent.exists():
+        raise VolumeError(f"{path}: folder {path.parent} does not exist")
+    if not np.isfinite(volume.array).all():
+        raise VolumeError(f"{path}: refusing to write a volume with NaN or infinite values")
+
+    image = nib.Nifti1Image(volume.array.astype(np.float32), volume.affine)
+    header = image.header
+    header.set_xyzt_units("mm")
+    header["descrip"] = description.encode("ascii", "replace")[:79]
+    header["cal_min"] = volume.intensity.low
+    header["cal_max"] = volume.intensity.high
+    image.set_sform(volume.affine, code="aligned")
+    image.set_qform(volume.affine, code="aligned")
+
+    sidecar = {
+        "synthetic": volume.provenance.get("synthetic", True),
+        "description": description,
+        "intensity": {**volume.intensity.to_dict(), "network_range": [-1.0, 1.0]},
+        "spacing_mm": list(volume.spacing),
+        "orientation": "RAS",
+        "provenance": volume.provenance,
+        "engine_version": __version__,
+        "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    _atomic_write(path, lambda tmp: nib.save(image, tmp))
+    _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)))
+    return path
+
+
+def load_nifti(path: str | os.PathLike) -> Volume:
+    """Read a 3-D NIfTI volume; the sidecar (if any) supplies the intensity mapping and provenance."""
+    path = Path(path)
+    if not path.exists():
+        raise VolumeError(f"{path}: no such file")
+    if path.is_dir():
+        raise VolumeError(f"{path}: is a folder, not a NIfTI file")
+    try:
+        image = nib.load(str(path))
+        array = image.get_fdata(dtype=np.float32)
+    except Exception as error:  # nibabel raises many types for damaged files
+        raise VolumeError(f"{path}: not a readable NIfTI file ({_first_line(error)})") from None
+    if array.ndim == 4 and array.shape[3] == 1:
+        array = array[..., 0]
+    if array.ndim != 3:
+        raise VolumeError(f"{path}: a single 3-D volume is needed, this image has shape {array.shape}")
+    bad = int(array.size - np.isfinite(array).sum())
+    if bad:
+        raise VolumeError(f"{path}: {bad} voxels are NaN or infinite")
+
+    intensity, provenance = RAW, {}
+    sidecar = sidecar_path(path)
+    if sidecar.exists():
+        try:
+            meta = json.loads(sidecar.read_text())
+            intensity = IntensityMapping.from_dict(meta["intensity"])
+            provenance = dict(meta.get("provenance", {}))
+        except (ValueError, KeyError, TypeError) as error:
+            raise VolumeError(f"{sidecar}: unreadable sidecar ({_first_line(error)})") from None
+    provenance.setdefault("source_file", str(path))
+    return Volume(array, image.affine, intensity, provenance)
+
+
+def _atomic_write(path: Path, write) -> None:
+    # Keep the real extension: nibabel decides on compression from it.
+    suffix = next((s for s in NIFTI_SUFFIXES if path.name.lower().endswith(s)), path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; exports are ordinary files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
