@@ -171,6 +171,8 @@ def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
 
 def load_official(path: str | os.PathLike, resolution: int, parts: tuple[str, ...] = ("G", "E", "Sub_E")) -> HAGANModel:
     """Official HA-GAN files (folder or G file) -> a model with an inferred model card."""
+    if resolution not in (128, 256):
+        raise CheckpointError(f"{path}: official HA-GAN models exist at 128 and 256, not {resolution}")
     files = find_official_files(path)
     if "G" not in files:
         raise CheckpointError(f"{path}: the generator file of this iteration is missing")

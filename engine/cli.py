@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import nibabel as nib
 import torch
 from tqdm import tqdm
 
@@ -20,7 +21,7 @@ from .device import DEVICE_CHOICES, describe_device, resolve_device
 from .errors import ConfigError, EngineError
 from .generate import PARTS, SampleRequest, sample_volume
 from .latent import parse_seeds
-from .nifti import is_nifti_path, save_nifti
+from .nifti import is_nifti_path, load_nifti, save_nifti
 from .volume import IntensityMapping
 
 
@@ -65,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, help="a .nii/.nii.gz file (one seed) or a folder")
     sample.set_defaults(run=run_sample)
 
-    info = commands.add_parser("info", help="print a model's card and parameter counts")
-    _add_model_options(info)
+    info = commands.add_parser("info", help="print a model's card and parameter counts, or a volume's header")
+    _add_model_options(info, required=False)
+    info.add_argument("--volume", help="a NIfTI file: print its shape, geometry, units and provenance")
     info.add_argument("--json", action="store_true", help="print the model card as JSON")
     info.set_defaults(run=run_info)
 
@@ -88,10 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
+def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument(
         "--checkpoint",
-        required=True,
+        required=required,
         help="our .safetensors model, or official HA-GAN files (G_iterN.pth or their folder)",
     )
     parser.add_argument(
@@ -152,6 +154,10 @@ def _sample_targets(out: Path, seeds: list[int], part: str) -> list[Path]:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    if (args.checkpoint is None) == (args.volume is None):
+        raise ConfigError("info needs exactly one of --checkpoint or --volume")
+    if args.volume:
+        return _volume_info(args.volume)
     path = Path(args.checkpoint)
     if path.suffix == ".safetensors" and args.json:
         print(read_model_card(path).to_json())
@@ -182,6 +188,21 @@ def run_info(args: argparse.Namespace) -> int:
     print("\nparameters")
     for name, count in model.parameter_counts().items():
         print(f"  {name:<24} {count:>12,}")
+    return 0
+
+
+def _volume_info(path: str) -> int:
+    volume = load_nifti(path)
+    a, unit = volume.array, volume.intensity.unit
+    axes = "".join(nib.orientations.aff2axcodes(volume.affine))
+    print(f"shape      {a.shape[0]} x {a.shape[1]} x {a.shape[2]} voxels")
+    print(f"spacing    {' x '.join(f'{s:.4g}' for s in volume.spacing)} mm, orientation {axes}")
+    print(f"values     {a.min():.6g} .. {a.max():.6g} {unit}  (mean {a.mean():.6g})".rstrip())
+    synthetic = volume.provenance.get("synthetic")
+    print(f"synthetic  {'yes' if synthetic else 'not marked'}")
+    for key in ("model", "model_hash", "seed", "operation", "truncation"):
+        if volume.provenance.get(key) is not None:
+            print(f"{key:<10} {volume.provenance[key]}")
     return 0
 
 
