@@ -1,0 +1,1 @@
+"""pyvista scene builders for the app's views; no widgets here."""
