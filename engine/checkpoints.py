@@ -110,7 +110,7 @@ def _load_ours(path: Path, parts: tuple[str, ...]) -> HAGANModel:
     present = {key.split(".", 1)[0] for key in tensors}
     if "G" not in present:
         raise CheckpointError(f"{path}: the file holds no generator (G.* tensors)")
-    model = HAGANModel.build(card, tuple(p for p in parts if p in present))
+    model = HAGANModel.build(card, tuple(p for p in parts if p in present), empty=True)
     for prefix, net in model.networks().items():
         state = {k[len(prefix) + 1 :]: v.float() for k, v in tensors.items() if k.startswith(prefix + ".")}
         load_checked(net, state, f"{path}", f"{card.config.resolution}^3 {prefix}")
@@ -123,7 +123,8 @@ def tensor_hash(tensors: dict[str, torch.Tensor]) -> str:
     for key in sorted(tensors):
         value = tensors[key].detach().cpu().contiguous()
         digest.update(f"{key}|{value.dtype}|{tuple(value.shape)}|".encode())
-        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+        if value.numel():
+            digest.update(memoryview(value.view(torch.uint8).numpy()))  # no copy of the bytes
     return "sha256:" + digest.hexdigest()
 
 
@@ -188,7 +189,7 @@ def load_official(path: str | os.PathLike, resolution: int, parts: tuple[str, ..
         notes="Converted from the official release; modality, window and spacing are the reference "
         "defaults (CT, [-1024, 600] HU, nominal spacing), not read from the file.",
     )
-    model = HAGANModel.build(card, tuple(states))
+    model = HAGANModel.build(card, tuple(states), empty=True)
     for part, net in model.networks().items():
         hint = _official_hint(part, states[part], resolution)
         load_checked(net, states[part], str(files[part]), f"{resolution}^3 official {part}", hint)
@@ -266,7 +267,8 @@ def load_checked(net: torch.nn.Module, state: dict, where: str, what: str, hint:
         raise CheckpointError(f"{where}: '{missing[0]}' is missing for a {what}{more(missing)}{hint}")
     if unexpected:
         raise CheckpointError(f"{where}: unexpected '{unexpected[0]}' for a {what}{more(unexpected)}{hint}")
-    net.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    # assign: the file's tensors become the parameters (networks may be built empty, on "meta")
+    net.load_state_dict({k: v.to(expected[k].dtype).contiguous() for k, v in state.items()}, assign=True)
 
 
 def _explain_load_error(error: Exception, head: bytes) -> str:

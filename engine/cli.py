@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -19,7 +20,16 @@ from . import __version__
 from .checkpoints import convert_official, load_model, read_model_card
 from .device import DEVICE_CHOICES, describe_device, resolve_device
 from .errors import ConfigError, EngineError
-from .generate import PARTS, SampleRequest, sample_volume
+from .generate import (
+    DEFAULT_BUDGET_MB,
+    PARTS,
+    PRECISIONS,
+    FastGenerator,
+    GenerationOptions,
+    SampleRequest,
+    auto_batch_size,
+    sample_volumes,
+)
 from .latent import parse_seeds
 from .nifti import is_nifti_path, load_nifti, save_nifti
 from .volume import IntensityMapping
@@ -63,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="physical: the model's units (HU for CT); raw: the generator's [-1, 1] output",
     )
     sample.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    sample.add_argument(
+        "--precision", choices=tuple(PRECISIONS), default="fp32", help="bf16/fp16 on GPUs only (default fp32)"
+    )
+    sample.add_argument(
+        "--memory-budget",
+        type=float,
+        default=DEFAULT_BUDGET_MB,
+        metavar="MB",
+        help=f"bound on each convolution's temporaries; sets the chunk thickness (default {DEFAULT_BUDGET_MB})",
+    )
+    sample.add_argument(
+        "--batch-size", type=int, default=None, help="latents per forward pass (default: 1 on CPU, what fits on GPU)"
+    )
+    sample.add_argument(
+        "--reference", action="store_true", help="the straightforward forward pass (slow, for comparison)"
+    )
     sample.add_argument("--out", required=True, help="a .nii/.nii.gz file (one seed) or a folder")
     sample.set_defaults(run=run_sample)
 
@@ -119,23 +145,30 @@ def run_sample(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = load_model(args.checkpoint, args.resolution, device)
     if args.part == "slab":
-        model.generator._check_slab_start(args.slab_start)
+        model.generator.check_slab_start(args.slab_start)
 
+    options = GenerationOptions(args.reference, args.memory_budget, args.precision, args.batch_size or 1)
+    if args.batch_size is None:
+        options = replace(options, batch_size=auto_batch_size(model, args.part, len(seeds), options))
+    FastGenerator(model.generator, options.budget_mb, options.precision)  # refuse bad settings before any work
+    requests = [
+        SampleRequest(seed, args.part, args.slab_start, args.truncation, args.class_label, args.intensity == "physical")
+        for seed in seeds
+    ]
     started = time.perf_counter()
-    for seed, target in tqdm(
-        list(zip(seeds, targets)),
+    progress = tqdm(
+        total=len(seeds),
         desc=f"sampling ({describe_device(device)})",
         unit="vol",
         file=sys.stderr,
         disable=len(seeds) == 1,
-    ):
-        request = SampleRequest(
-            seed, args.part, args.slab_start, args.truncation, args.class_label, args.intensity == "physical"
-        )
-        volume = sample_volume(model, request)
-        description = f"SYNTHETIC {model.card.name or 'HA-GAN'} {args.part} seed {seed}"
+    )
+    for request, target, volume in zip(requests, targets, sample_volumes(model, requests, options)):
+        description = f"SYNTHETIC {model.card.name or 'HA-GAN'} {args.part} seed {request.seed}"
         save_nifti(volume, target, description)
         tqdm.write(f"wrote {target}", file=sys.stderr)
+        progress.update()
+    progress.close()
     print(f"{len(seeds)} volume(s) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
 

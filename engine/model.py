@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -24,16 +25,21 @@ class HAGANModel:
     discriminator: Discriminator | None = None
 
     @classmethod
-    def build(cls, card: ModelCard, parts: tuple[str, ...] = ("G", "E", "Sub_E")) -> HAGANModel:
-        """Fresh networks (PyTorch default initialisation) for the parts named."""
+    def build(cls, card: ModelCard, parts: tuple[str, ...] = ("G", "E", "Sub_E"), empty: bool = False) -> HAGANModel:
+        """Fresh networks (PyTorch default initialisation) for the parts named.
+
+        ``empty`` builds them without memory or initialisation (meta device), for loaders that
+        assign every tensor from a file: that saves the time and the second copy of the weights.
+        """
         c = card.config
-        return cls(
-            card=card,
-            generator=Generator(c),
-            encoder=Encoder(c) if "E" in parts else None,
-            sub_encoder=SubEncoder(c) if "Sub_E" in parts else None,
-            discriminator=Discriminator(c) if "D" in parts else None,
-        )
+        with torch.device("meta") if empty else contextlib.nullcontext():
+            return cls(
+                card=card,
+                generator=Generator(c),
+                encoder=Encoder(c) if "E" in parts else None,
+                sub_encoder=SubEncoder(c) if "Sub_E" in parts else None,
+                discriminator=Discriminator(c) if "D" in parts else None,
+            )
 
     @property
     def config(self) -> HAGANConfig:

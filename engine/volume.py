@@ -90,8 +90,12 @@ class Volume:
             array = array[0]
         if array.ndim != 3:
             raise VolumeError(f"expected one (D, H, W) volume, got shape {array.shape}")
-        physical = intensity.to_physical(array.transpose(2, 1, 0)).astype(np.float32)
-        return cls(np.ascontiguousarray(physical), affine, intensity, dict(provenance or {}))
+        # A C-ordered (D, H, W) array seen as (W, H, D) is Fortran-ordered (i, j, k): NIfTI's own
+        # on-disk order, so no transposed copy is made and writing is a straight dump.
+        array = array.transpose(2, 1, 0)
+        if intensity != RAW:
+            array = intensity.to_physical(array).astype(np.float32, copy=False)
+        return cls(array, affine, intensity, dict(provenance or {}))
 
     def to_network(self) -> torch.Tensor:
         """Back to the network's layout and range: a (1, 1, D, H, W) float32 tensor."""

@@ -128,16 +128,16 @@ class Generator(nn.Module):
         self.bn6 = group_norm(g)
         self.tp_conv7 = conv3(g, 1)
         self.sub_G = _AnchorHead(2 * g, g)
-        # Upsampling happens before tp_conv2.. for as many stages as the resolution needs.
-        self._upsample_before = {2 + i for i in range(config.levels)}
+        # Indices i of the tp_conv{i} in G^A that follow an upsampling (as many as the resolution needs).
+        self.upsample_before = {2 + i for i in range(config.levels)}
 
     # -- G^A ---------------------------------------------------------------------------------
     def features(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """G^A: latents (N, latent_dim) -> feature map (N, 2g, S/4, S/4, S/4)."""
-        z = self._with_labels(z, labels)
+        z = self.latent_input(z, labels)
         x = self.fc1(z).view(z.shape[0], 16 * self.config.g_width, 4, 4, 4)
         for i in range(1, 6):
-            if i in self._upsample_before:
+            if i in self.upsample_before:
                 x = upsample2(x)
             x = F.relu(getattr(self, f"bn{i}")(getattr(self, f"tp_conv{i}")(x)))
         return x
@@ -159,7 +159,7 @@ class Generator(nn.Module):
         Training-time behaviour: statistics and zero padding of the slab alone.
         ``start`` must be a multiple of 4 (one feature voxel is 4 output voxels).
         """
-        self._check_slab_start(start)
+        self.check_slab_start(start)
         first = start // 4
         return self.high_res(features[:, :, first : first + self.config.slab_thickness // 4])
 
@@ -180,7 +180,8 @@ class Generator(nn.Module):
         return self.full(self.features(z, labels))
 
     # -- helpers -----------------------------------------------------------------------------
-    def _with_labels(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    def latent_input(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Check z and append the one-hot class label for conditional models: fc1's input."""
         if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
             raise ConfigError(f"latents must have shape (N, {self.config.latent_dim}), got {tuple(z.shape)}")
         if self.config.num_class == 0:
@@ -191,7 +192,8 @@ class Generator(nn.Module):
             raise ConfigError(f"this model is conditional ({self.config.num_class} classes): give a class label")
         return torch.cat([z, one_hot(labels, self.config.num_class, z)], dim=1)
 
-    def _check_slab_start(self, start: int) -> None:
+    def check_slab_start(self, start: int) -> None:
+        """Refuse a slab start that is not a multiple of 4 inside [0, 7S/8]."""
         if start % 4 or not 0 <= start <= self.config.max_slab_start:
             raise ConfigError(
                 f"slab start {start} must be a multiple of 4 between 0 and "
