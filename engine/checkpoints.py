@@ -161,7 +161,8 @@ def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
         kind = "an HTML page (a failed download?)" if head.lstrip().startswith(b"<") else "not a PyTorch checkpoint"
         raise CheckpointError(f"{path}: {kind}")
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        # zip checkpoints are memory-mapped: no copy of the weights, pages read as used
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=head.startswith(_ZIP_MAGIC))
     except Exception as error:
         raise CheckpointError(f"{path}: {_explain_load_error(error, head)}") from None
     state = loaded.get("model", loaded) if isinstance(loaded, dict) else None

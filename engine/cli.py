@@ -143,7 +143,7 @@ def run_sample(args: argparse.Namespace) -> int:
         raise ConfigError("seeds are non-negative integers")
     targets = _sample_targets(Path(args.out), seeds, args.part)
     device = resolve_device(args.device)
-    model = load_model(args.checkpoint, args.resolution, device)
+    model = load_model(args.checkpoint, args.resolution, device, parts=("G",))  # encoders are not needed here
     if args.part == "slab":
         model.generator.check_slab_start(args.slab_start)
 

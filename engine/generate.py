@@ -77,7 +77,7 @@ class FastGenerator:
         x = upsample_conv3d(
             features.to(self.dtype), *self._phases("tp_conv6"), self.budget, self.rows, output_bordered=True
         )
-        self._norm_relu(g.bn6, x[:, :, 1:-1, 1:-1, 1:-1])
+        self._norm_relu(g.bn6, x, bordered=True)
         x = upsample_conv3d(x, *self._phases("tp_conv7"), self.budget, self.rows, input_bordered=True)
         return x.tanh_().float()
 
@@ -108,8 +108,8 @@ class FastGenerator:
         conv = self.generator.get_submodule(name)
         return phase_kernels(conv.weight.to(self.dtype)), conv.bias.to(self.dtype)
 
-    def _norm_relu(self, norm: torch.nn.GroupNorm, x: torch.Tensor) -> None:
-        group_norm_relu_(x, norm.num_groups, norm.weight, norm.bias, norm.eps, self.rows or 16)
+    def _norm_relu(self, norm: torch.nn.GroupNorm, x: torch.Tensor, bordered: bool = False) -> None:
+        group_norm_relu_(x, norm.num_groups, norm.weight, norm.bias, norm.eps, self.rows or 16, bordered)
 
 
 def generate_part(

@@ -37,6 +37,11 @@ def phase_kernels(weight: torch.Tensor) -> torch.Tensor:
     return torch.cat(phases).contiguous(memory_format=CHANNELS_LAST)
 
 
+def channels_last_empty(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised channels-last tensor (allocated in that layout: no copy)."""
+    return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=CHANNELS_LAST)
+
+
 def rows_for_budget(bytes_per_row: int, budget_bytes: int, total_rows: int) -> int:
     """How many D rows fit a chunk whose temporaries may use ``budget_bytes``."""
     return max(1, min(total_rows, budget_bytes // max(1, bytes_per_row)))
@@ -45,8 +50,7 @@ def rows_for_budget(bytes_per_row: int, budget_bytes: int, total_rows: int) -> i
 def padded_rows(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     """Rows start-1 .. stop of x (zeros outside the volume), zero-padded by 1 in H and W; channels-last."""
     n, c, depth, height, width = x.shape
-    chunk = torch.zeros(n, c, stop - start + 2, height + 2, width + 2, dtype=x.dtype, device=x.device)
-    chunk = chunk.contiguous(memory_format=CHANNELS_LAST)
+    chunk = channels_last_empty((n, c, stop - start + 2, height + 2, width + 2), x).zero_()
     first, last = max(0, start - 1), min(depth, stop + 1)
     chunk[:, :, first - start + 1 : last - start + 1, 1:-1, 1:-1] = x[:, :, first:last]
     return chunk
@@ -73,8 +77,9 @@ def upsample_conv3d(
     cout = phases.shape[0] // 8
     b = 1 if output_bordered else 0
     shape = (n, cout, 2 * depth + 2 * b, 2 * height + 2 * b, 2 * width + 2 * b)
-    make = torch.zeros if output_bordered else torch.empty
-    out = make(shape, dtype=x.dtype, device=x.device).contiguous(memory_format=CHANNELS_LAST)
+    out = channels_last_empty(shape, x)
+    if output_bordered:
+        out.zero_()
     interior = out[:, :, b : b + 2 * depth, b : b + 2 * height, b : b + 2 * width]
     # the interior as (N, i, pd, j, ph, k, pw, C): output voxel (2i+pd, 2j+ph, 2k+pw)
     grid = interior.permute(0, 2, 3, 4, 1).unflatten(3, (width, 2)).unflatten(2, (height, 2)).unflatten(1, (depth, 2))
@@ -106,8 +111,7 @@ def conv3d_chunked(
     """conv3d(x, w, bias, padding=1) for a 3x3x3 kernel, in chunks of D rows, channels-last."""
     n, cin, depth, height, width = x.shape
     cout = weight.shape[0]
-    out = torch.empty(n, cout, depth, height, width, dtype=x.dtype, device=x.device)
-    out = out.contiguous(memory_format=CHANNELS_LAST)
+    out = channels_last_empty((n, cout, depth, height, width), x)
     weight = weight.contiguous(memory_format=CHANNELS_LAST)
     row_bytes = 2 * n * (cin + cout) * (height + 2) * (width + 2) * x.element_size()
     rows = rows or rows_for_budget(row_bytes, budget_bytes, depth)
@@ -118,31 +122,51 @@ def conv3d_chunked(
 
 
 def group_norm_relu_(
-    x: torch.Tensor, groups: int, weight: torch.Tensor, bias: torch.Tensor, eps: float, rows: int = 16
+    x: torch.Tensor,
+    groups: int,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    eps: float,
+    rows: int = 16,
+    bordered: bool = False,
 ) -> torch.Tensor:
     """relu(group_norm(x)) in place on a channels-last x, statistics accumulated over chunks of D rows.
 
-    Chunk sums are taken in float32 (pairwise) and accumulated in float64, so the result matches
-    one-shot GroupNorm to float32 precision. MPS has no float64; float32 is used there.
+    ``bordered``: x carries a one-voxel zero border that is not part of the volume; it is left at
+    zero. Each chunk's mean and variance come from one stable float32 pass; their sums are
+    accumulated in float64, so the result matches one-shot GroupNorm to float32 precision
+    (MPS has no float64: float32 there).
     """
-    n, channels, depth = x.shape[:3]
+    b = 1 if bordered else 0
+    n, channels = x.shape[:2]
+    depth, height, width = (size - 2 * b for size in x.shape[2:])
     per_group = channels // groups
     wide = torch.float32 if x.device.type == "mps" else torch.float64
     last = x.permute(0, 2, 3, 4, 1)  # (N, D, H, W, C) view, contiguous when x is channels-last
     total = torch.zeros(n, groups, dtype=wide, device=x.device)
     squares = torch.zeros_like(total)
-    for start in range(0, depth, rows):
-        chunk = last[:, start : start + rows].reshape(n, -1, groups, per_group).float()
-        total += chunk.sum(dim=(1, 3)).to(wide)
-        squares += chunk.square().sum(dim=(1, 3)).to(wide)
+    for start in range(b, depth + b, rows):
+        # whole planes, border included: its zeros add nothing to the sums
+        chunk = last[:, start : min(start + rows, depth + b)].reshape(n, -1, groups, per_group)
+        var, mean = torch.var_mean(chunk, dim=(1, 3), correction=0)  # stable one-pass float32
+        size = chunk.shape[1] * per_group
+        total += mean.to(wide) * size
+        squares += (var.to(wide) + mean.to(wide).square()) * size
         del chunk
-    count = x[0, 0].numel() * per_group
+    count = depth * height * width * per_group
     mean = total / count
     inv_std = torch.rsqrt((squares / count - mean.square()).clamp_min(0.0) + eps)
     # per (sample, channel): y = x * scale + shift
     scale = inv_std.repeat_interleave(per_group, dim=1) * weight.to(wide)
     shift = bias.to(wide) - mean.repeat_interleave(per_group, dim=1) * scale
     scale, shift = (t.to(x.dtype).view(n, 1, 1, 1, channels) for t in (scale, shift))
-    for start in range(0, depth, rows):
-        last[:, start : start + rows].mul_(scale).add_(shift).relu_()
+    for start in range(b, depth + b, rows):
+        chunk = last[:, start : min(start + rows, depth + b)]
+        if chunk.is_contiguous():
+            torch.addcmul(shift, chunk, scale, out=chunk)
+        else:
+            chunk.mul_(scale).add_(shift)
+        chunk.relu_()
+        if bordered:  # the H and W faces of these planes are border: back to zero
+            chunk[:, :, 0], chunk[:, :, -1], chunk[:, :, :, 0], chunk[:, :, :, -1] = 0, 0, 0, 0
     return x

@@ -36,7 +36,14 @@ class IntensityMapping:
             raise VolumeError(f"intensity window [{self.low}, {self.high}] is empty or reversed")
 
     def to_physical(self, x):
-        return (x + 1.0) * ((self.high - self.low) / 2.0) + self.low
+        """x * scale + offset, in two passes over one new array when x is a numpy array."""
+        scale = (self.high - self.low) / 2.0
+        offset = scale + self.low
+        if isinstance(x, np.ndarray):
+            out = np.multiply(x, np.float32(scale), order="K", dtype=np.float32)  # keeps x's memory order
+            out += np.float32(offset)
+            return out
+        return x * scale + offset
 
     def to_network(self, y):
         return (y - self.low) * (2.0 / (self.high - self.low)) - 1.0
@@ -94,7 +101,7 @@ class Volume:
         # on-disk order, so no transposed copy is made and writing is a straight dump.
         array = array.transpose(2, 1, 0)
         if intensity != RAW:
-            array = intensity.to_physical(array).astype(np.float32, copy=False)
+            array = intensity.to_physical(array)
         return cls(array, affine, intensity, dict(provenance or {}))
 
     def to_network(self) -> torch.Tensor:
