@@ -28,6 +28,7 @@ from .generate import (
     GenerationOptions,
     SampleRequest,
     auto_batch_size,
+    interpolation_requests,
     sample_volumes,
 )
 from .latent import parse_seeds
@@ -72,25 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="physical",
         help="physical: the model's units (HU for CT); raw: the generator's [-1, 1] output",
     )
-    sample.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    sample.add_argument(
-        "--precision", choices=tuple(PRECISIONS), default="fp32", help="bf16/fp16 on GPUs only (default fp32)"
-    )
-    sample.add_argument(
-        "--memory-budget",
-        type=float,
-        default=DEFAULT_BUDGET_MB,
-        metavar="MB",
-        help=f"bound on each convolution's temporaries; sets the chunk thickness (default {DEFAULT_BUDGET_MB})",
-    )
-    sample.add_argument(
-        "--batch-size", type=int, default=None, help="latents per forward pass (default: 1 on CPU, what fits on GPU)"
-    )
-    sample.add_argument(
-        "--reference", action="store_true", help="the straightforward forward pass (slow, for comparison)"
-    )
+    _add_generation_options(sample)
     sample.add_argument("--out", required=True, help="a .nii/.nii.gz file (one seed) or a folder")
     sample.set_defaults(run=run_sample)
+
+    interpolate = commands.add_parser("interpolate", help="volumes along a latent path through keyframe seeds")
+    _add_model_options(interpolate)
+    interpolate.add_argument("--seeds", type=parse_seeds_arg, required=True, help='keyframe seeds, e.g. "1,5,9"')
+    interpolate.add_argument("--steps", type=int, default=8, help="frames per segment between keyframes (default 8)")
+    interpolate.add_argument("--method", choices=("lerp", "slerp"), default="slerp")
+    interpolate.add_argument("--part", choices=("full", "anchor"), default="full")
+    interpolate.add_argument("--truncation", type=float, default=1.0, help="scale z toward 0, in (0, 1]")
+    interpolate.add_argument("--class-label", type=int, default=None, help="class for conditional models")
+    interpolate.add_argument("--intensity", choices=("physical", "raw"), default="physical")
+    _add_generation_options(interpolate)
+    interpolate.add_argument("--out", required=True, help="a folder for frame0000_<part>.nii.gz, ...")
+    interpolate.set_defaults(run=run_interpolate)
 
     info = commands.add_parser("info", help="print a model's card and parameter counts, or a volume's header")
     _add_model_options(info, required=False)
@@ -127,6 +125,26 @@ def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -
     )
 
 
+def _add_generation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument(
+        "--precision", choices=tuple(PRECISIONS), default="fp32", help="bf16/fp16 on GPUs only (default fp32)"
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=float,
+        default=DEFAULT_BUDGET_MB,
+        metavar="MB",
+        help=f"bound on each convolution's temporaries; sets the chunk thickness (default {DEFAULT_BUDGET_MB})",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="latents per forward pass (default: 1 on CPU, what fits on GPU)"
+    )
+    parser.add_argument(
+        "--reference", action="store_true", help="the straightforward forward pass (slow, for comparison)"
+    )
+
+
 def parse_seeds_arg(text: str) -> list[int]:
     try:
         return parse_seeds(text)
@@ -142,34 +160,65 @@ def run_sample(args: argparse.Namespace) -> int:
     if any(s < 0 for s in seeds):
         raise ConfigError("seeds are non-negative integers")
     targets = _sample_targets(Path(args.out), seeds, args.part)
-    device = resolve_device(args.device)
-    model = load_model(args.checkpoint, args.resolution, device, parts=("G",))  # encoders are not needed here
+    model, device = _load_for_generation(args)
     if args.part == "slab":
         model.generator.check_slab_start(args.slab_start)
+    physical = args.intensity == "physical"
+    requests = [
+        SampleRequest(seed, args.part, args.slab_start, args.truncation, args.class_label, physical) for seed in seeds
+    ]
+    return _generate_and_write(args, model, device, requests, targets)
 
+
+def run_interpolate(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if is_nifti_path(out) or (out.exists() and not out.is_dir()):
+        raise ConfigError(f"{out}: an interpolation writes many frames; give a folder")
+    model, device = _load_for_generation(args)
+    requests = interpolation_requests(
+        args.seeds,
+        args.steps,
+        model.config.latent_dim,
+        args.method,
+        args.part,
+        truncation=args.truncation,
+        label=args.class_label,
+        physical=args.intensity == "physical",
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    targets = [out / f"frame{i:04d}_{args.part}.nii.gz" for i in range(len(requests))]
+    return _generate_and_write(args, model, device, requests, targets)
+
+
+def _load_for_generation(args: argparse.Namespace):
+    device = resolve_device(args.device)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {args.batch_size}")
+    model = load_model(args.checkpoint, args.resolution, device, parts=("G",))  # encoders are not needed here
+    FastGenerator(model.generator, args.memory_budget, args.precision)  # refuse bad settings before any work
+    return model, device
+
+
+def _generate_and_write(args, model, device, requests: list[SampleRequest], targets: list[Path]) -> int:
     options = GenerationOptions(args.reference, args.memory_budget, args.precision, args.batch_size or 1)
     if args.batch_size is None:
-        options = replace(options, batch_size=auto_batch_size(model, args.part, len(seeds), options))
-    FastGenerator(model.generator, options.budget_mb, options.precision)  # refuse bad settings before any work
-    requests = [
-        SampleRequest(seed, args.part, args.slab_start, args.truncation, args.class_label, args.intensity == "physical")
-        for seed in seeds
-    ]
+        options = replace(options, batch_size=auto_batch_size(model, requests[0].part, len(requests), options))
     started = time.perf_counter()
+    name = model.card.name or "HA-GAN"
     progress = tqdm(
-        total=len(seeds),
-        desc=f"sampling ({describe_device(device)})",
+        total=len(requests),
+        desc=f"generating ({describe_device(device)})",
         unit="vol",
         file=sys.stderr,
-        disable=len(seeds) == 1,
+        disable=len(requests) == 1,
     )
     for request, target, volume in zip(requests, targets, sample_volumes(model, requests, options)):
-        description = f"SYNTHETIC {model.card.name or 'HA-GAN'} {args.part} seed {request.seed}"
-        save_nifti(volume, target, description)
+        what = f"seed {request.seed}" if request.latent is None else request.origin
+        save_nifti(volume, target, f"SYNTHETIC {name} {request.part} {what}")
         tqdm.write(f"wrote {target}", file=sys.stderr)
         progress.update()
     progress.close()
-    print(f"{len(seeds)} volume(s) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print(f"{len(requests)} volume(s) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
 
 
@@ -228,14 +277,14 @@ def _volume_info(path: str) -> int:
     volume = load_nifti(path)
     a, unit = volume.array, volume.intensity.unit
     axes = "".join(nib.orientations.aff2axcodes(volume.affine))
-    print(f"shape      {a.shape[0]} x {a.shape[1]} x {a.shape[2]} voxels")
-    print(f"spacing    {' x '.join(f'{s:.4g}' for s in volume.spacing)} mm, orientation {axes}")
-    print(f"values     {a.min():.6g} .. {a.max():.6g} {unit}  (mean {a.mean():.6g})".rstrip())
+    print(f"shape         {a.shape[0]} x {a.shape[1]} x {a.shape[2]} voxels")
+    print(f"spacing       {' x '.join(f'{s:.4g}' for s in volume.spacing)} mm, orientation {axes}")
+    print(f"values        {a.min():.6g} .. {a.max():.6g} {unit}  (mean {a.mean():.6g})".rstrip())
     synthetic = volume.provenance.get("synthetic")
-    print(f"synthetic  {'yes' if synthetic else 'not marked'}")
-    for key in ("model", "model_hash", "seed", "operation", "truncation"):
+    print(f"synthetic     {'yes' if synthetic else 'not marked'}")
+    for key in ("model", "model_hash", "seed", "latent_origin", "operation", "truncation"):
         if volume.provenance.get(key) is not None:
-            print(f"{key:<10} {volume.provenance[key]}")
+            print(f"{key:<13} {volume.provenance[key]}")
     return 0
 
 

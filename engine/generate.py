@@ -10,13 +10,13 @@ memory. ``reference=True`` runs the straightforward pass for comparison.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
-from .latent import seed_to_z, truncate
+from .latent import lerp, seed_to_z, slerp, truncate
 from .model import HAGANModel
 from .models.hagan import Generator
 from .subpixel import conv3d_chunked, group_norm_relu_, phase_kernels, upsample_conv3d
@@ -142,14 +142,26 @@ def generate_part(
 
 @dataclass(frozen=True)
 class SampleRequest:
-    """What to generate for one seed; ``physical`` maps values to the model's units (e.g. HU)."""
+    """What to generate for one latent; ``physical`` maps values to the model's units (e.g. HU).
 
-    seed: int
+    The latent is the seed's (``seed_to_z``) unless ``latent`` (1, latent_dim) is given, e.g. a
+    point on an interpolation path; ``origin`` then says where it came from, for provenance.
+    """
+
+    seed: int | None
     part: str = "full"
     slab_start: int = 0
     truncation: float = 1.0
     label: int | None = None
     physical: bool = True
+    latent: torch.Tensor | None = field(default=None, compare=False)
+    origin: str = ""
+
+    def z(self, latent_dim: int) -> torch.Tensor:
+        if self.latent is None and self.seed is None:
+            raise ConfigError("a sample request needs a seed or a latent")
+        z = seed_to_z(self.seed, latent_dim) if self.latent is None else self.latent.reshape(1, -1).cpu()
+        return truncate(z, self.truncation)
 
 
 @dataclass(frozen=True)
@@ -179,7 +191,7 @@ def sample_volumes(
     for request in [*requests, None]:
         same_kind = batch and request is not None and _batch_key(request) == _batch_key(batch[0])
         if batch and (request is None or not same_kind or len(batch) == options.batch_size):
-            z = torch.cat([truncate(seed_to_z(r.seed, latent_dim), r.truncation) for r in batch])
+            z = torch.cat([r.z(latent_dim) for r in batch])
             first = batch[0]
             labels = None if first.label is None else torch.full((len(batch),), first.label)
             tensors = generate_part(
@@ -206,6 +218,38 @@ def auto_batch_size(model: HAGANModel, part: str, count: int, options: Generatio
     return max(1, min(count, fit))
 
 
+def interpolation_requests(
+    keyframes: list[int],
+    steps: int,
+    latent_dim: int,
+    method: str = "slerp",
+    part: str = "full",
+    **request_options,
+) -> list[SampleRequest]:
+    """Requests along a path through the keyframe seeds: ``steps`` frames per segment, plus the end.
+
+    Frame t of segment a -> b is lerp/slerp(z(a), z(b), t) for t = 0, 1/steps, ..., with the last
+    keyframe itself closing the path.
+    """
+    if len(keyframes) < 2:
+        raise ConfigError("an interpolation needs at least two keyframe seeds")
+    if steps < 1:
+        raise ConfigError(f"steps per segment must be at least 1, got {steps}")
+    interpolate = {"lerp": lerp, "slerp": slerp}.get(method)
+    if interpolate is None:
+        raise ConfigError(f"unknown interpolation '{method}'; choose lerp or slerp")
+    latents = [seed_to_z(seed, latent_dim) for seed in keyframes]
+    requests = []
+    for (a, za), (b, zb) in zip(zip(keyframes, latents), zip(keyframes[1:], latents[1:])):
+        for k in range(steps):
+            t = k / steps
+            origin = f"{method}(seed {a} -> seed {b}, t={t:.4f})"
+            requests.append(SampleRequest(None, part, latent=interpolate(za, zb, t), origin=origin, **request_options))
+    last = keyframes[-1]
+    requests.append(SampleRequest(None, part, latent=latents[-1], origin=f"keyframe seed {last}", **request_options))
+    return requests
+
+
 def _batch_key(request: SampleRequest) -> tuple:
     return (request.part, request.slab_start, request.label)
 
@@ -219,6 +263,10 @@ def _to_volume(model: HAGANModel, request: SampleRequest, tensor: torch.Tensor) 
         "model_hash": card.content_hash,
         "model_source": card.source,
         "seed": request.seed,
+        **({"latent_origin": request.origin} if request.origin else {}),
+        **(
+            {"latent": [round(v, 7) for v in request.latent.reshape(-1).tolist()]} if request.latent is not None else {}
+        ),
         "truncation": request.truncation,
         "class_label": request.label,
         "operation": request.part if request.part != "slab" else f"slab(start={request.slab_start})",

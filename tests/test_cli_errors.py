@@ -92,4 +92,4 @@ def test_info_on_an_exported_volume(bad_inputs, tmp_path):
     )
     assert result.returncode == 0
     assert "32 x 32 x 32 voxels" in result.stdout and "RAS" in result.stdout and "HU" in result.stdout
-    assert "synthetic  yes" in result.stdout and "seed       9" in result.stdout
+    assert "synthetic     yes" in result.stdout and "seed          9" in result.stdout
