@@ -1,0 +1,1 @@
+"""Metrics: FID/MMD/MS-SSIM, seam score, intensity statistics."""

@@ -1,0 +1,1 @@
+"""Training: trainers, distributed set-up, run checkpoints, logging."""
