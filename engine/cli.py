@@ -111,7 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--spacing", type=float, nargs=3, metavar=("I", "J", "K"), help="nominal voxel size in mm")
     convert.add_argument("--half", action="store_true", help="store weights in float16 (half the size)")
     convert.set_defaults(run=run_convert)
+
+    for register in _command_modules():
+        register(commands)
     return parser
+
+
+def _command_modules():
+    """Commands that live beside their code (training, data, metrics)."""
+    from .training.cli import register as train
+
+    return [train]
 
 
 def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:

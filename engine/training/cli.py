@@ -1,0 +1,114 @@
+"""`python -m engine train`: start, resume or extend an HA-GAN run (one process or torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from ..device import DEVICE_CHOICES
+from ..errors import ConfigError
+from .config import PRESETS, TrainConfig
+from .distributed import setup, teardown
+from .hagan_trainer import HAGANTrainer
+
+# option -> (type, help); defaults come from TrainConfig (the reference's values)
+_OPTIONS = {
+    "resolution": (int, "volume size S (32, 64, 128, 256)"),
+    "iterations": (int, "total iterations (default 80000)"),
+    "batch_size": (int, "global batch size across all processes (default 4)"),
+    "latent_dim": (int, "latent size (default: from the preset)"),
+    "g_width": (int, "generator width g (G^H channels; default: from the preset)"),
+    "d_width": (int, "discriminator width (default: from the preset)"),
+    "e_width": (int, "sub-encoder width (default: from the preset)"),
+    "num_class": (int, "classes for a conditional model (labels.csv next to the data)"),
+    "lr_g": (float, "generator learning rate (default 1e-4)"),
+    "lr_d": (float, "discriminator learning rate (default 4e-4)"),
+    "lr_e": (float, "encoder learning rates (default 1e-4)"),
+    "beta1": (float, "Adam beta1 (default 0)"),
+    "beta2": (float, "Adam beta2 (default 0.999)"),
+    "g_iter": (int, "generator updates per iteration (default 1)"),
+    "lambda_class": (float, "weight of the class loss for G (default 0.1)"),
+    "ema": (float, "decay of an EMA copy of G used for export, e.g. 0.999 (default 0: off)"),
+    "seed": (int, "seed of every random number generator (default 0)"),
+    "checkpoint_every": (int, "iterations between run checkpoints (default 500)"),
+    "keep": (int, "run checkpoints kept (default 3)"),
+    "log_every": (int, "iterations between logged losses (default 20)"),
+    "preview_every": (int, "iterations between TensorBoard preview slices (default 200)"),
+    "workers": (int, "data loading worker processes (default 0)"),
+    "phantom_count": (int, "distinct phantoms per epoch with --phantoms (default 2000)"),
+    "name": (str, "model name in the exported model card"),
+}
+
+
+def register(commands) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train HA-GAN on a data folder or built-in phantoms",
+        description="Train HA-GAN. Multi-GPU / multi-machine: torchrun --nproc_per_node N -m engine train ...",
+    )
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--data", help="a preprocessed folder (python -m engine preprocess) or a NIfTI folder")
+    source.add_argument("--phantoms", choices=("chest-ct", "brain-mri"), help="train on built-in phantoms")
+    train.add_argument("--out", help="the run folder (checkpoints, TensorBoard logs, model.safetensors)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest complete checkpoint")
+    train.add_argument("--preset", choices=tuple(PRESETS), help="network widths (default official)")
+    for name, (kind, text) in _OPTIONS.items():
+        train.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
+    train.add_argument("--modality", choices=("ct", "mri"), help="for NIfTI folders read directly")
+    train.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"), help="CT window in HU")
+    train.add_argument("--augment", action="store_true", default=None, help="random flips and intensity changes")
+    train.add_argument("--grad-checkpoint", action="store_true", default=None, help="recompute G^A in backward")
+    train.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None, help="mixed precision (GPU)")
+    train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    train.add_argument("--progress-json", metavar="FILE", help="append JSON progress lines to FILE ('-': stdout)")
+    train.add_argument("--export-half", action="store_true", help="write the final model in float16")
+    train.set_defaults(run=run_train)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    given = {name: getattr(args, name) for name in (*_OPTIONS, "preset", "augment", "grad_checkpoint", "precision")}
+    given = {k: v for k, v in given.items() if v is not None}
+    if args.window is not None:
+        given["window"] = tuple(args.window)
+    if args.modality:
+        given["modality"] = args.modality
+    if args.resume:
+        if args.data or args.phantoms or args.out:
+            raise ConfigError("--resume continues a run with its own data and folder; leave out --data/--out")
+        run_dir = Path(args.resume)
+        saved = TrainConfig.load(run_dir / "config.json")
+        extend = {"iterations": given["iterations"]} if "iterations" in given else {}
+        return TrainConfig(**{**saved.__dict__, **extend, "out": str(run_dir)})
+    if not (args.data or args.phantoms) or not args.out:
+        raise ConfigError("train needs --data DIR (or --phantoms KIND) and --out RUN_DIR, or --resume RUN_DIR")
+    data = f"phantoms:{args.phantoms}" if args.phantoms else args.data
+    if args.data and not Path(args.data).is_dir():
+        raise ConfigError(f"{args.data}: no such data folder")
+    out = Path(args.out)
+    if (out / "config.json").exists():
+        raise ConfigError(f"{out} already holds a run; continue it with --resume {out} or choose another folder")
+    return TrainConfig(data=data, out=str(out), **given)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    env = setup(args.device)
+    try:
+        run_dir = Path(cfg.out)
+        if env.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(run_dir / "config.json")
+        env.barrier()
+        trainer = HAGANTrainer(cfg, env, args.progress_json)
+        if args.resume and not trainer.resume():
+            trainer.log.message("no checkpoint yet: starting from iteration 0")
+        model = trainer.fit()
+        if model is not None and args.export_half and env.is_main:
+            trainer.export(model, torch.float16)
+        if model is not None and env.is_main:
+            print(f"model written to {model}")
+        return 0
+    finally:
+        teardown(env)

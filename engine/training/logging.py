@@ -1,0 +1,70 @@
+"""What a run reports: a tqdm bar, TensorBoard scalars and preview slices, JSON lines for the app."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+
+class RunLog:
+    """Only the main process logs; the others get a silent instance."""
+
+    def __init__(self, run_dir: Path, total: int, start: int, progress_json: str | None, active: bool = True):
+        self.active = active
+        self.started = time.perf_counter()
+        self.start_iteration = start
+        self.bar = tqdm(total=total, initial=start, desc="training", unit="it", file=sys.stderr, disable=not active)
+        self.writer = None
+        if active:
+            from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        self.json = None
+        if active and progress_json:
+            self.json = sys.stdout if progress_json == "-" else open(progress_json, "a", buffering=1)  # noqa: SIM115
+
+    def iteration(self, iteration: int, losses: dict[str, float], log: bool) -> None:
+        if not self.active:
+            return
+        self.bar.update(1)
+        if not log:
+            return
+        rate = (iteration - self.start_iteration) / max(1e-9, time.perf_counter() - self.started)
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        for key, value in losses.items():
+            self.writer.add_scalar(f"loss/{key}", value, iteration)
+        self.writer.add_scalar("speed/iterations_per_second", rate, iteration)
+        self.event("progress", iteration=iteration, losses=losses, iterations_per_second=round(rate, 4))
+
+    def previews(self, iteration: int, images: dict[str, torch.Tensor]) -> None:
+        """Middle slices of (1, D, H, W) volumes in [-1, 1], as TensorBoard images."""
+        if not self.active:
+            return
+        for name, volume in images.items():
+            volume = volume.detach().float().cpu()[0]
+            middle = volume[volume.shape[0] // 2]
+            self.writer.add_image(f"preview/{name}", ((middle + 1) / 2).clamp(0, 1)[None], iteration)
+        self.writer.flush()
+
+    def event(self, kind: str, **fields) -> None:
+        """One JSON line: {"event": kind, "time": ..., ...fields}."""
+        if self.json is not None:
+            self.json.write(json.dumps({"event": kind, "time": round(time.time(), 3), **fields}) + "\n")
+            self.json.flush()
+
+    def message(self, text: str) -> None:
+        if self.active:
+            tqdm.write(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if not self.active:
+            return
+        self.bar.close()
+        self.writer.close()
+        if self.json not in (None, sys.stdout):
+            self.json.close()

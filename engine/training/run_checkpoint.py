@@ -1,0 +1,103 @@
+"""Run checkpoints: everything needed to continue a run exactly, written atomically.
+
+A checkpoint is written to a temporary file in the same folder and renamed into place, so a
+crash at any moment leaves either the previous complete checkpoint or the new one, never a torn
+file under a checkpoint's name. The last ``keep`` checkpoints are kept. Files load with
+``torch.load(weights_only=True)``: they hold only tensors, numbers, strings, lists and dicts.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError
+
+_NAME = re.compile(r"^checkpoint-(\d{8})\.pt$")
+
+
+def checkpoint_path(folder: Path, iteration: int) -> Path:
+    return folder / f"checkpoint-{iteration:08d}.pt"
+
+
+def write_checkpoint(folder: Path, iteration: int, payload: dict, keep: int) -> Path:
+    """Write atomically, then delete all but the newest ``keep`` checkpoints."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = checkpoint_path(folder, iteration)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".checkpoint-", suffix=".tmp")
+    os.close(fd)
+    try:
+        _write_payload(payload, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    for old in list_checkpoints(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+    return target
+
+
+def _write_payload(payload: dict, path: str) -> None:
+    with open(path, "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (temporary files are never listed)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
+
+
+def load_latest(folder: Path) -> dict | None:
+    """The newest checkpoint that reads back; a damaged newest one falls back to the one before."""
+    problems = []
+    for path in reversed(list_checkpoints(folder)):
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload["_path"] = str(path)
+            payload["_skipped"] = problems
+            return payload
+        except Exception as error:  # a damaged file: report and try the previous one
+            problems.append(f"{path.name}: {str(error).splitlines()[0][:120]}")
+    if problems:
+        raise CheckpointError(f"{folder}: no readable checkpoint ({'; '.join(problems)})")
+    return None
+
+
+# -- random number generators ------------------------------------------------------------------
+
+
+def capture_rng(generators: dict[str, torch.Generator]) -> dict:
+    """Every RNG state as plain tensors, lists and numbers (weights_only-safe)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+        "generators": {name: g.get_state() for name, g in generators.items()},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict, generators: dict[str, torch.Generator]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    for name, g in generators.items():
+        g.set_state(state["generators"][name])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
