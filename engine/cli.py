@@ -119,9 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_modules():
     """Commands that live beside their code (training, data, metrics)."""
+    from .data.preprocess import register as preprocess
     from .training.cli import register as train
 
-    return [train]
+    return [train, preprocess]
 
 
 def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:

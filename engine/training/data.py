@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -11,8 +13,13 @@ from .config import TrainConfig
 PHANTOM_PREFIX = "phantoms:"
 
 
-def build_dataset(cfg: TrainConfig) -> Dataset:
-    """A data folder (preprocessed or plain NIfTI) or built-in phantoms ("phantoms:chest-ct")."""
+def build_dataset(cfg: TrainConfig, is_main: bool = True, barrier=lambda: None) -> Dataset:
+    """A data folder (preprocessed or plain NIfTI) or built-in phantoms ("phantoms:chest-ct").
+
+    A plain NIfTI folder is preprocessed into ``<run>/data`` first (resumable, in parallel): every
+    file is read once before training starts, so a bad file is named and skipped at the start
+    instead of stopping the run halfway through.
+    """
     if cfg.data.startswith(PHANTOM_PREFIX):
         from ..data.phantoms import PHANTOM_KINDS, PhantomDataset
 
@@ -21,15 +28,24 @@ def build_dataset(cfg: TrainConfig) -> Dataset:
             raise ConfigError(f"unknown phantom kind '{kind}'; choose one of {', '.join(PHANTOM_KINDS)}")
         return PhantomDataset(kind, cfg.resolution, cfg.phantom_count, base_seed=cfg.seed * 1_000_003)
     from ..data.dataset import VolumeFolder
+    from ..data.preprocess import MANIFEST, PreprocessSettings, preprocess_folder
 
-    return VolumeFolder(
-        cfg.data,
-        size=cfg.resolution,
-        modality=cfg.modality or None,
-        window=cfg.window,
-        augment=cfg.augment,
-        seed=cfg.seed,
-    )
+    root, skipped = Path(cfg.data), []
+    if not (root / MANIFEST).exists():
+        if not cfg.modality:
+            raise ConfigError(f"{root}: a NIfTI folder needs --modality ct or mri (or run engine preprocess first)")
+        settings = PreprocessSettings(modality=cfg.modality, window=cfg.window, size=cfg.resolution)
+        target = Path(cfg.out) / "data"
+        if is_main:
+            report = preprocess_folder(root, target, settings, progress=True)
+            skipped = list(report.skipped)
+            if report.count == 0:
+                raise ConfigError(f"{root}: no usable volumes")
+        barrier()
+        root = target
+    dataset = VolumeFolder(root, size=cfg.resolution, augment=cfg.augment, seed=cfg.seed)
+    dataset.skipped = skipped + list(dataset.skipped)
+    return dataset
 
 
 class DataStream:

@@ -103,7 +103,7 @@ class HAGANTrainer:
         # One generator for latents and crop positions, identical on every process: each process
         # takes its slice of the global batch, so N processes draw what one process would.
         self.rng = torch.Generator("cpu").manual_seed(cfg.seed + 1)
-        self.dataset = build_dataset(cfg)
+        self.dataset = build_dataset(cfg, env.is_main, env.barrier)
         self.data = DataStream(self.dataset, self.local_batch, cfg.seed, env.rank, env.world_size, cfg.workers)
         self.iteration = 0
         self.elapsed = 0.0
@@ -297,7 +297,7 @@ class HAGANTrainer:
             name=cfg.name or f"HA-GAN {cfg.resolution} ({summary.get('kind', summary.get('modality', 'data'))})",
             modality=summary.get("modality", "unknown"),
             intensity=IntensityMapping.from_dict(summary["intensity"]),
-            spacing_mm=tuple(summary.get("spacing", (1.0, 1.0, 1.0))),
+            spacing_mm=tuple(summary.get("spacing_mm", summary.get("spacing", (1.0, 1.0, 1.0)))),
             source=f"trained with engine {__version__} (python -m engine train)",
             training={
                 "data": summary,
