@@ -119,10 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_modules():
     """Commands that live beside their code (training, data, metrics)."""
+    from .data.phantoms import register as phantoms
     from .data.preprocess import register as preprocess
     from .training.cli import register as train
 
-    return [train, preprocess]
+    return [train, preprocess, phantoms]
 
 
 def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:

@@ -168,3 +168,23 @@ def test_run_folders_hold_no_stale_temporary_files_after_a_clean_run(tmp_path):
     files = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert files == ["checkpoint-00000002.pt"]
     shutil.rmtree(run)
+
+
+def test_sigterm_stops_after_the_iteration_with_a_checkpoint_and_a_model(tmp_path):
+    import signal
+    import time
+
+    run, progress = tmp_path / "run", tmp_path / "progress.jsonl"
+    args = ["-m", "engine", "train", "--phantoms", "chest-ct", "--out", str(run), "--resolution", "32", *TINY]
+    args += ["--iterations", "100000", "--checkpoint-every", "1000", "--progress-json", str(progress)]
+    child = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and '"iteration": 3' not in (progress.read_text() if progress.exists() else ""):
+        time.sleep(0.2)
+    child.send_signal(signal.SIGTERM)  # what the app's stop button sends
+    assert child.wait(timeout=120) == 0
+    events = [json.loads(line) for line in progress.read_text().splitlines()]
+    stopped = events[-1]
+    assert stopped["event"] == "stopped" and stopped["iteration"] >= 3
+    assert load_latest(run / "checkpoints")["iteration"] == stopped["iteration"]
+    assert Path(stopped["model"]).exists()

@@ -37,7 +37,7 @@ _OPTIONS = {
     "log_every": (int, "iterations between logged losses (default 20)"),
     "preview_every": (int, "iterations between TensorBoard preview slices (default 200)"),
     "workers": (int, "data loading worker processes (default 0)"),
-    "phantom_count": (int, "distinct phantoms per epoch with --phantoms (default 2000)"),
+    "phantom_count": (int, "distinct phantoms with --phantoms, made once and kept in memory (default 2000)"),
     "name": (str, "model name in the exported model card"),
 }
 

@@ -13,6 +13,8 @@ from ..models.hagan import HAGANConfig
 PRESETS = {
     "official": dict(latent_dim=1024, g_width=32, d_width=16, e_width=32),
     "small": dict(latent_dim=256, g_width=16, d_width=16, e_width=16),
+    # the bundled demo models: a model file with encoders under 30 MB in float16, trainable on a CPU
+    "demo": dict(latent_dim=256, g_width=16, d_width=8, e_width=16),
     "tiny": dict(latent_dim=32, g_width=16, d_width=8, e_width=8),
 }
 
@@ -51,7 +53,7 @@ class TrainConfig:
     workers: int = 0
     modality: str = ""  # for NIfTI folders read directly: ct | mri
     window: tuple[float, float] | None = None
-    phantom_count: int = 2000  # distinct phantoms per epoch when training on built-in phantoms
+    phantom_count: int = 2000  # distinct phantoms when training on built-in phantoms (cached in memory)
     name: str = ""
 
     def __post_init__(self) -> None:

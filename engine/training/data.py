@@ -26,7 +26,7 @@ def build_dataset(cfg: TrainConfig, is_main: bool = True, barrier=lambda: None) 
         kind = cfg.data[len(PHANTOM_PREFIX) :]
         if kind not in PHANTOM_KINDS:
             raise ConfigError(f"unknown phantom kind '{kind}'; choose one of {', '.join(PHANTOM_KINDS)}")
-        return PhantomDataset(kind, cfg.resolution, cfg.phantom_count, base_seed=cfg.seed * 1_000_003)
+        return CachedDataset(PhantomDataset(kind, cfg.resolution, cfg.phantom_count, base_seed=cfg.seed * 1_000_003))
     from ..data.dataset import VolumeFolder
     from ..data.preprocess import MANIFEST, PreprocessSettings, preprocess_folder
 
@@ -46,6 +46,26 @@ def build_dataset(cfg: TrainConfig, is_main: bool = True, barrier=lambda: None) 
     dataset = VolumeFolder(root, size=cfg.resolution, augment=cfg.augment, seed=cfg.seed)
     dataset.skipped = skipped + list(dataset.skipped)
     return dataset
+
+
+class CachedDataset(Dataset):
+    """Keeps every item after its first use (float16), for data that is costly to make, like phantoms."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset, self.cache = dataset, {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        if index not in self.cache:
+            volume, label = self.dataset[index]
+            self.cache[index] = (volume.half(), label)
+        volume, label = self.cache[index]
+        return volume.float(), label
+
+    def summary(self) -> dict:
+        return self.dataset.summary()
 
 
 class DataStream:

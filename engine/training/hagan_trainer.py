@@ -202,7 +202,7 @@ class HAGANTrainer:
 
     # -- the run -------------------------------------------------------------------------------
     def fit(self) -> Path | None:
-        """Train until ``iterations`` (or a stop signal), checkpointing; returns the exported model."""
+        """Train until ``iterations`` or a stop signal, checkpointing; returns the exported model (main process)."""
         cfg = self.cfg
         self._install_stop_handlers()
         self.log.bar.reset(total=cfg.iterations)
@@ -221,12 +221,13 @@ class HAGANTrainer:
                 if self.iteration % cfg.checkpoint_every == 0 and self.iteration < cfg.iterations:
                     self.save_checkpoint()
             self.save_checkpoint()
+            # a stopped run exports too, so its current state can be opened and sampled
+            model_path = self.export(self.run_dir / "model.safetensors") if self.env.is_main else None
             if self._stop:
-                self.log.event("stopped", iteration=self.iteration)
+                self.log.event("stopped", iteration=self.iteration, model=str(model_path))
                 self.log.message(f"stopped at iteration {self.iteration}; resume with --resume {self.run_dir}")
-                return None
-            model_path = self.export(self.run_dir / "model.safetensors")
-            self.log.event("finished", iteration=self.iteration, model=str(model_path))
+            else:
+                self.log.event("finished", iteration=self.iteration, model=str(model_path))
             return model_path
         finally:
             self.log.close()
