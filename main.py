@@ -14,7 +14,11 @@ import traceback  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Explore volumes made by 3D medical GANs (synthetic data only).")
-    parser.add_argument("--model", metavar="FILE", help="our .safetensors model or an official HA-GAN G_iterN.pth")
+    parser.add_argument(
+        "--model",
+        metavar="FILE",
+        help="our .safetensors model or an official HA-GAN G_iterN.pth (default: the bundled chest CT demo model)",
+    )
     parser.add_argument("--resolution", type=int, metavar="S", help="resolution of official HA-GAN files (128 or 256)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the first volume (default 0)")
     parser.add_argument("--screenshot", metavar="FILE", help="save the default view as PNG and exit")
@@ -31,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.main_window import MainWindow
     from app.workers import one_line
+    from engine.demo import demo_models
 
+    # no model named: the bundled chest CT demo (when the checkout has it)
+    model = args.model or next(iter(demo_models()), None)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("GAN Volume Explorer")
     window = MainWindow(interactive=args.screenshot is None)
@@ -61,13 +68,13 @@ def main(argv: list[str] | None = None) -> int:
                 fail(f"{path}: cannot write the screenshot")
 
         window.error_reported.connect(fail)
-        if args.model:
+        if model:
             window.volume_shown.connect(lambda _seed: QTimer.singleShot(0, save))
         else:
             QTimer.singleShot(0, save)
     window.show()
-    if args.model:
-        window.open_model(args.model, args.resolution)
+    if model:
+        window.open_model(model, args.resolution)
     return app.exec()
 
 

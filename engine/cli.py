@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .checkpoints import convert_official, load_model, read_model_card
+from .demo import default_model
 from .device import DEVICE_CHOICES, describe_device, resolve_device
 from .errors import ConfigError, EngineError
 from .generate import (
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     interpolate.set_defaults(run=run_interpolate)
 
     info = commands.add_parser("info", help="print a model's card and parameter counts, or a volume's header")
-    _add_model_options(info, required=False)
+    _add_model_options(info)
     info.add_argument("--volume", help="a NIfTI file: print its shape, geometry, units and provenance")
     info.add_argument("--json", action="store_true", help="print the model card as JSON")
     info.set_defaults(run=run_info)
@@ -126,11 +127,11 @@ def _command_modules():
     return [train, preprocess, phantoms]
 
 
-def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
-        required=required,
-        help="our .safetensors model, or official HA-GAN files (G_iterN.pth or their folder)",
+        help="our .safetensors model, or official HA-GAN files (G_iterN.pth or their folder); "
+        "default: the bundled chest CT demo model",
     )
     parser.add_argument(
         "--resolution", type=int, choices=(128, 256), help="resolution of official HA-GAN files (they do not record it)"
@@ -206,7 +207,8 @@ def _load_for_generation(args: argparse.Namespace):
     device = resolve_device(args.device)
     if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {args.batch_size}")
-    model = load_model(args.checkpoint, args.resolution, device, parts=("G",))  # encoders are not needed here
+    checkpoint = args.checkpoint or default_model()
+    model = load_model(checkpoint, args.resolution, device, parts=("G",))  # encoders are not needed here
     FastGenerator(model.generator, args.memory_budget, args.precision)  # refuse bad settings before any work
     return model, device
 
@@ -248,11 +250,11 @@ def _sample_targets(out: Path, seeds: list[int], part: str) -> list[Path]:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    if (args.checkpoint is None) == (args.volume is None):
-        raise ConfigError("info needs exactly one of --checkpoint or --volume")
+    if args.checkpoint is not None and args.volume is not None:
+        raise ConfigError("info takes --checkpoint or --volume, not both")
     if args.volume:
         return _volume_info(args.volume)
-    path = Path(args.checkpoint)
+    path = Path(args.checkpoint) if args.checkpoint else default_model()
     if path.suffix == ".safetensors" and args.json:
         print(read_model_card(path).to_json())
         return 0
