@@ -122,9 +122,10 @@ def _command_modules():
     """Commands that live beside their code (training, data, metrics)."""
     from .data.phantoms import register as phantoms
     from .data.preprocess import register as preprocess
+    from .metrics.evaluate import register as evaluate
     from .training.cli import register as train
 
-    return [train, preprocess, phantoms]
+    return [train, preprocess, phantoms, evaluate]
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
