@@ -10,7 +10,7 @@ import torch
 from ..device import DEVICE_CHOICES
 from ..errors import ConfigError
 from .config import PRESETS, TrainConfig
-from .distributed import setup, teardown
+from .distributed import Distributed, setup, teardown
 from .hagan_trainer import HAGANTrainer
 
 # option -> (type, help); defaults come from TrainConfig (the reference's values)
@@ -66,6 +66,14 @@ def register(commands) -> None:
     train.add_argument("--export-half", action="store_true", help="write the final model in float16")
     train.set_defaults(run=run_train)
 
+    export = commands.add_parser(
+        "export", help="a run's newest checkpoint -> a model file (also while the run goes on)"
+    )
+    export.add_argument("--run", dest="run_dir", required=True, metavar="RUN_DIR", help="a training run folder")
+    export.add_argument("--out", required=True, help="the .safetensors model file to write")
+    export.add_argument("--half", action="store_true", help="store weights in float16")
+    export.set_defaults(run=run_export)
+
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     given = {name: getattr(args, name) for name in (*_OPTIONS, "preset", "augment", "grad_checkpoint", "precision")}
@@ -90,6 +98,18 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if (out / "config.json").exists():
         raise ConfigError(f"{out} already holds a run; continue it with --resume {out} or choose another folder")
     return TrainConfig(data=data, out=str(out), **given)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Rebuild the run on the CPU from its settings and newest checkpoint, without writing to it."""
+    run_dir = Path(args.run_dir)
+    cfg = TrainConfig.load(run_dir / "config.json")
+    trainer = HAGANTrainer(cfg, Distributed(device=torch.device("cpu")), quiet=True)
+    if not trainer.resume():
+        raise ConfigError(f"{run_dir}: the run has no checkpoint yet")
+    path = trainer.export(Path(args.out), torch.float16 if args.half else torch.float32)
+    print(f"wrote {path} (iteration {trainer.iteration})")
+    return 0
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import platform
 import signal
 import time
@@ -70,7 +71,7 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
 class HAGANTrainer:
     """Builds the networks and optimisers, runs iterations, writes checkpoints and the model."""
 
-    def __init__(self, cfg: TrainConfig, env: Distributed, progress_json: str | None = None):
+    def __init__(self, cfg: TrainConfig, env: Distributed, progress_json: str | None = None, quiet: bool = False):
         self.cfg, self.env = cfg, env
         if cfg.batch_size % env.world_size:
             raise ConfigError(f"batch size {cfg.batch_size} must be divisible by the {env.world_size} processes")
@@ -107,7 +108,7 @@ class HAGANTrainer:
         self.data = DataStream(self.dataset, self.local_batch, cfg.seed, env.rank, env.world_size, cfg.workers)
         self.iteration = 0
         self.elapsed = 0.0
-        self.log = RunLog(self.run_dir, cfg.iterations, 0, progress_json, active=env.is_main)
+        self.log = RunLog(self.run_dir, cfg.iterations, 0, progress_json, active=env.is_main and not quiet)
         for path, cause in getattr(self.dataset, "skipped", []):
             self.log.message(f"skipped {path}: {cause}")
             self.log.event("skipped", file=str(path), cause=cause)
@@ -327,4 +328,9 @@ class HAGANTrainer:
 def hardware_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA)"
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    name = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+        name = models[0] if models else name
+    return f"{name} CPU ({os.cpu_count()} cores), {torch.get_num_threads()} torch threads"
