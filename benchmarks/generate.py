@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.checkpoints import load_model  # noqa: E402
+from engine.device import describe_hardware  # noqa: E402
 from engine.generate import generate_part  # noqa: E402
 from engine.latent import seed_to_z  # noqa: E402
 from engine.models.hagan import Generator, HAGANConfig  # noqa: E402
@@ -92,14 +92,7 @@ def print_preview_times(checkpoint: Path, repeat: int) -> None:
 
 
 def hardware(device: str) -> str:
-    if device == "cuda":
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
-        cpu = names[0] if names else cpu
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    return f"{describe_hardware(torch.device(device))}, torch {torch.__version__}"
 
 
 def main() -> None:

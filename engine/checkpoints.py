@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .atomic import atomic_write
 from .card import CT_WINDOW, ModelCard, default_spacing
 from .errors import CheckpointError
 from .model import HAGANModel
@@ -49,15 +49,7 @@ def save_model(model: HAGANModel, path: str | os.PathLike, dtype: torch.dtype = 
     }
     model.card.parts = tuple(model.networks())
     model.card.content_hash = tensor_hash(tensors)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"model_card": model.card.to_json()})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"model_card": model.card.to_json()}))
     return path
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import platform
+from pathlib import Path
+
 import torch
 
 from .errors import ConfigError
@@ -38,3 +42,17 @@ def describe_device(device: torch.device) -> str:
     if device.type == "mps":
         return "MPS (Apple GPU)"
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def describe_hardware(device: torch.device) -> str:
+    """For model cards and benchmark reports, e.g. 'AMD EPYC CPU (2 cores), 2 torch threads'."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA)"
+    if device.type == "mps":
+        return f"Apple GPU (MPS), {platform.machine()}"
+    name = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+        name = models[0] if models else name
+    return f"{name} CPU ({os.cpu_count()} cores), {torch.get_num_threads()} torch threads"

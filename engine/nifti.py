@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 from . import __version__
+from .atomic import atomic_write
 from .errors import VolumeError
 from .volume import RAW, IntensityMapping, Volume
 
@@ -109,23 +109,9 @@ def load_nifti(path: str | os.PathLike) -> Volume:
 
 
 def _atomic_write(path: Path, write) -> None:
-    # Keep the real extension: nibabel decides on compression from it.
+    # keep the real extension: nibabel decides on compression from it
     suffix = next((s for s in NIFTI_SUFFIXES if path.name.lower().endswith(s)), path.suffix)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; exports are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    atomic_write(path, write, suffix=suffix)
 
 
 def _first_line(error: BaseException) -> str:

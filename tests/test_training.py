@@ -188,3 +188,17 @@ def test_sigterm_stops_after_the_iteration_with_a_checkpoint_and_a_model(tmp_pat
     assert stopped["event"] == "stopped" and stopped["iteration"] >= 3
     assert load_latest(run / "checkpoints")["iteration"] == stopped["iteration"]
     assert Path(stopped["model"]).exists()
+
+
+def test_export_makes_a_model_from_a_run_without_touching_it(tmp_path):
+    from engine.checkpoints import load_model
+
+    run = tmp_path / "run"
+    train(run, "--iterations", "2", "--checkpoint-every", "2")
+    before = sorted(p.name for p in run.rglob("*"))
+    out = tmp_path / "exported.safetensors"
+    assert main(["export", "--run", str(run), "--out", str(out), "--half"]) == 0
+    assert sorted(p.name for p in run.rglob("*")) == before  # the run folder is left as it was
+    model = load_model(out)
+    assert model.card.training["iterations"] == 2 and model.has_encoders
+    assert main(["export", "--run", str(tmp_path / "nothing"), "--out", str(out)]) == 2

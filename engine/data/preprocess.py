@@ -27,6 +27,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from .. import __version__
+from ..atomic import atomic_write
 from ..card import CT_WINDOW
 from ..errors import ConfigError, VolumeError
 from ..nifti import NIFTI_SUFFIXES, is_nifti_path
@@ -442,14 +443,12 @@ def _process(task: _Task) -> dict:
 
 def save_npy(path: Path, array: np.ndarray) -> None:
     """np.save to a temporary name, then rename: a crash never leaves a half-written array."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             np.save(handle, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def _reusable(out_dir: Path, settings: PreprocessSettings, tasks: list[_Task]) -> dict[str, dict]:
@@ -513,9 +512,8 @@ class _ManifestWriter:
             "skipped": [{"source": s, "cause": c} for s, c in sorted(skipped)],
         }
         path = self.out_dir / MANIFEST
-        tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, path)
+        text = json.dumps(manifest, indent=1)
+        atomic_write(path, lambda tmp: tmp.write_text(text))
         self.last = time.monotonic()
         return path
 

@@ -18,7 +18,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
+from ..atomic import atomic_write
 from ..checkpoints import load_model
 from ..device import DEVICE_CHOICES, describe_device, resolve_device
 from ..errors import ConfigError
@@ -377,10 +377,12 @@ def _read_cache(path: Path, stats: SetStatistics) -> bool:
 def _write_cache(path: Path, stats: SetStatistics) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **stats.to_arrays())
-        os.replace(tmp, path)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **stats.to_arrays())
+
+        atomic_write(path, write)
     except OSError as error:  # an unwritable cache folder: evaluate anyway, without a cache
         print(f"warning: cannot write the feature cache {path} ({error})", file=sys.stderr)
 
@@ -433,16 +435,8 @@ def json_ready(value):
 def write_report(report: dict, path: str | os.PathLike) -> Path:
     """The report as indented strict JSON, written atomically."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(json_ready(report), handle, indent=2, allow_nan=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    text = json.dumps(json_ready(report), indent=2, allow_nan=False)
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def format_table(report: dict) -> str:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
-import platform
 import signal
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ from torch.utils.checkpoint import checkpoint as activation_checkpoint
 from .. import __version__
 from ..card import ModelCard
 from ..checkpoints import save_model
+from ..device import describe_hardware
 from ..errors import ConfigError
 from ..model import HAGANModel
 from ..models.hagan import Discriminator, Encoder, Generator, SubEncoder
@@ -307,7 +306,7 @@ class HAGANTrainer:
                 "batch_size": cfg.batch_size,
                 "processes": self.env.world_size,
                 "time_hours": round(self.elapsed / 3600, 3),
-                "hardware": hardware_description(self.env.device),
+                "hardware": describe_hardware(self.env.device),
                 "ema": cfg.ema,
                 "precision": cfg.precision,
                 "optimiser": f"Adam betas ({cfg.beta1}, {cfg.beta2}); lr G {cfg.lr_g}, D {cfg.lr_d}, E {cfg.lr_e}",
@@ -323,14 +322,3 @@ class HAGANTrainer:
     @property
     def checkpoints(self) -> list[Path]:
         return list_checkpoints(self.run_dir / "checkpoints")
-
-
-def hardware_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA)"
-    name = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
-        name = models[0] if models else name
-    return f"{name} CPU ({os.cpu_count()} cores), {torch.get_num_threads()} torch threads"

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from ..errors import CheckpointError
 
 _NAME = re.compile(r"^checkpoint-(\d{8})\.pt$")
@@ -30,20 +30,14 @@ def write_checkpoint(folder: Path, iteration: int, payload: dict, keep: int) -> 
     """Write atomically, then delete all but the newest ``keep`` checkpoints."""
     folder.mkdir(parents=True, exist_ok=True)
     target = checkpoint_path(folder, iteration)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".checkpoint-", suffix=".tmp")
-    os.close(fd)
-    try:
-        _write_payload(payload, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda tmp: _write_payload(payload, str(tmp)))
     for old in list_checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
     return target
 
 
 def _write_payload(payload: dict, path: str) -> None:
+    """torch.save, flushed to the disk before the rename makes it the checkpoint."""
     with open(path, "wb") as handle:
         torch.save(payload, handle)
         handle.flush()
