@@ -295,7 +295,7 @@ class HAGANTrainer:
         cfg, summary = self.cfg, self.dataset.summary()
         card = ModelCard(
             config=self.net,
-            name=cfg.name or f"HA-GAN {cfg.resolution} ({summary.get('kind', summary.get('modality', 'data'))})",
+            name=cfg.name or default_model_name(cfg.resolution, summary),
             modality=summary.get("modality", "unknown"),
             intensity=IntensityMapping.from_dict(summary["intensity"]),
             spacing_mm=tuple(summary.get("spacing_mm", summary.get("spacing", (1.0, 1.0, 1.0)))),
@@ -322,3 +322,10 @@ class HAGANTrainer:
     @property
     def checkpoints(self) -> list[Path]:
         return list_checkpoints(self.run_dir / "checkpoints")
+
+
+def default_model_name(resolution: int, summary: dict) -> str:
+    """E.g. 'HA-GAN 128 CT' or 'HA-GAN 128 chest-ct phantoms'."""
+    kind = summary.get("kind", "")
+    what = f"{kind} phantoms" if kind in ("chest-ct", "brain-mri") else summary.get("modality", "").upper()
+    return f"HA-GAN {resolution} {what}".strip()
