@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ..errors import ConfigError
 from .config import TrainConfig
@@ -68,50 +67,15 @@ class CachedDataset(Dataset):
         return self.dataset.summary()
 
 
-class DataStream:
-    """Batches forever, epoch after epoch, with a position that checkpoints can restore.
+def data_stream(dataset: Dataset, batch_size: int, seed: int, rank: int = 0, world: int = 1, workers: int = 0):
+    """Endless batches that a checkpoint can restore exactly (``InfiniteLoader`` over ``EpochSampler``).
 
-    Each process reads its own disjoint part of every epoch's permutation (EpochSampler), so the
-    processes together see what one process with the global batch would see.
+    Each process reads its own disjoint part of every epoch's permutation, so the processes
+    together see what one process with the global batch would see.
     """
+    from ..data.dataset import EpochSampler, InfiniteLoader
 
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int, rank: int = 0, world: int = 1, workers: int = 0):
-        from ..data.dataset import EpochSampler
-
-        if len(dataset) < batch_size * world:
-            raise ConfigError(
-                f"the data has {len(dataset)} volumes, fewer than one global batch ({batch_size * world})"
-            )
-        self.dataset, self.batch_size, self.workers = dataset, batch_size, workers
-        self.sampler = EpochSampler(len(dataset), seed, rank=rank, world_size=world, drop_last=True)
-        self.epoch, self.position = 0, 0  # position: items of this epoch already consumed here
-        self._batches = None
-
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        while True:
-            if self._batches is None:
-                self._batches = self._epoch_batches()
-            batch = next(self._batches, None)
-            if batch is not None:
-                self.position += batch[0].shape[0]
-                return batch
-            self.epoch, self.position, self._batches = self.epoch + 1, 0, None
-
-    def _epoch_batches(self):
-        self.sampler.set_epoch(self.epoch)
-        indices = list(self.sampler)[self.position :]
-        chunks = [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
-        chunks = [c for c in chunks if len(c) == self.batch_size]
-        if self.workers > 0:
-            loader = DataLoader(self.dataset, batch_sampler=chunks, num_workers=self.workers, persistent_workers=False)
-            yield from ((x, torch.as_tensor(y)) for x, y in loader)
-            return
-        for chunk in chunks:
-            items = [self.dataset[i] for i in chunk]
-            yield torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items])
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.position, self._batches = int(state["epoch"]), int(state["position"]), None
+    if len(dataset) < batch_size * world:
+        raise ConfigError(f"the data has {len(dataset)} volumes, fewer than one global batch ({batch_size * world})")
+    sampler = EpochSampler(len(dataset), seed, rank=rank, world_size=world, drop_last=True)
+    return InfiniteLoader(dataset, sampler, batch_size, num_workers=workers)

@@ -37,10 +37,10 @@ from ..model import HAGANModel
 from ..models.hagan import Discriminator, Encoder, Generator, SubEncoder
 from ..volume import IntensityMapping
 from .config import TrainConfig
-from .data import DataStream, build_dataset
+from .data import build_dataset, data_stream
 from .distributed import Distributed
-from .logging import RunLog
 from .run_checkpoint import capture_rng, list_checkpoints, load_latest, restore_rng, write_checkpoint
+from .run_log import RunLog
 
 LOSS_NAMES = ("D", "D_real", "D_fake", "G", "E", "Sub_E")
 
@@ -104,7 +104,7 @@ class HAGANTrainer:
         # takes its slice of the global batch, so N processes draw what one process would.
         self.rng = torch.Generator("cpu").manual_seed(cfg.seed + 1)
         self.dataset = build_dataset(cfg, env.is_main, env.barrier)
-        self.data = DataStream(self.dataset, self.local_batch, cfg.seed, env.rank, env.world_size, cfg.workers)
+        self.data = data_stream(self.dataset, self.local_batch, cfg.seed, env.rank, env.world_size, cfg.workers)
         self.iteration = 0
         self.elapsed = 0.0
         self.log = RunLog(self.run_dir, cfg.iterations, 0, progress_json, active=env.is_main and not quiet)
@@ -211,7 +211,7 @@ class HAGANTrainer:
         started = time.perf_counter() - self.elapsed
         try:
             while self.iteration < cfg.iterations and not self._stop:
-                x, labels = self.data.next()
+                x, labels = next(self.data)
                 losses = self.step(x, labels)
                 self.iteration += 1
                 self.elapsed = time.perf_counter() - started
