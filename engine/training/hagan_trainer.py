@@ -39,10 +39,8 @@ from ..volume import IntensityMapping
 from .config import TrainConfig
 from .data import build_dataset, data_stream
 from .distributed import Distributed
-from .run_checkpoint import capture_rng, list_checkpoints, load_latest, restore_rng, write_checkpoint
+from .run_checkpoint import capture_rng, load_latest, restore_rng, write_checkpoint
 from .run_log import RunLog
-
-LOSS_NAMES = ("D", "D_real", "D_fake", "G", "E", "Sub_E")
 
 
 class GeneratorStep(nn.Module):
@@ -318,10 +316,6 @@ class HAGANTrainer:
             card, copy.deepcopy(generator).cpu(), copy.deepcopy(self.E).cpu(), copy.deepcopy(self.sub_E).cpu()
         )
         return save_model(model, path, dtype)
-
-    @property
-    def checkpoints(self) -> list[Path]:
-        return list_checkpoints(self.run_dir / "checkpoints")
 
 
 def default_model_name(resolution: int, summary: dict) -> str:
