@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("GAN Volume Explorer")
     window = MainWindow(interactive=args.screenshot is None)
-    window.seed_box.setValue(args.seed)
+    window.panels["latent"].seed_box.setValue(args.seed)
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl+C ends the app even while Qt's loop runs
 
     def fail(message: str) -> None:
@@ -69,7 +69,12 @@ def main(argv: list[str] | None = None) -> int:
 
         window.error_reported.connect(fail)
         if model:
-            window.volume_shown.connect(lambda _seed: QTimer.singleShot(0, save))
+
+            def shown(parts) -> None:
+                if "full" in parts:  # the full volume comes last: every pane is drawn
+                    QTimer.singleShot(0, save)
+
+            window.hierarchy.rendered.connect(shown)
         else:
             QTimer.singleShot(0, save)
     window.show()

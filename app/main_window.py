@@ -1,187 +1,244 @@
-"""The main window: a seed dock, the slice view and a status bar; heavy work goes to app.workers."""
+"""The main window: the hierarchy view in the middle, docked panels around it, jobs in the status bar."""
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QByteArray, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
-    QHBoxLayout,
-    QInputDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
+    QProgressBar,
     QPushButton,
-    QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
-from pyvistaqt import QtInteractor
 
-from engine.device import describe_device
-from engine.model import HAGANModel
-from engine.volume import Volume
+from .context import AppContext
+from .generation import GenerationController
+from .settings import settings
+from .state import AppState, LoadedModel
+from .views.hierarchy import HierarchyView
+from .workers import JobRunner
 
-from .render.slices import show_placeholder, show_volume
-from .render.window_level import default_window
-from .workers import Jobs, one_line
-
-PLACEHOLDER = "No model loaded — File > Open model…"
-MAX_SEED = 2**31 - 1
-OFFICIAL_RESOLUTIONS = ["128", "256"]
+TITLE = "GAN Volume Explorer"
+LEFT, RIGHT = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
 
 
 class MainWindow(QMainWindow):
-    """Shows the full generated volume of one seed as three orthogonal slices."""
+    """Owns the state, the job runner and the generation controller; panels and views listen."""
 
-    volume_shown = Signal(int)  # seed, after its frame was rendered
-    error_reported = Signal(str)  # one-line cause
+    error_reported = Signal(str)  # one-line cause, also shown in a dialog when interactive
 
     def __init__(self, interactive: bool = True, parent: QWidget | None = None):
         super().__init__(parent)
-        self.interactive = interactive  # False: errors are only signalled, no dialog
-        self.model: HAGANModel | None = None
-        self.model_name = ""
-        self.shown_seed: int | None = None
-        self._geometry: tuple | None = None
-        self._started = 0.0
+        self.interactive = interactive  # False: errors are only signalled (screenshots, scripts)
+        self.setWindowTitle(TITLE)
+        self.resize(1400, 900)
+        self.state = AppState(self)
+        self.jobs = JobRunner(self)
+        self.generation = GenerationController(self.state, self.jobs, self)
+        self.context = AppContext(self.state, self.jobs, self.generation, self, self.report_error, self.show_message)
+        self.hierarchy = HierarchyView(self.state, self)
+        self.setCentralWidget(self.hierarchy)
+        self.plotter = self.hierarchy.full.plotter  # the main 3D widget (tests, screenshots)
+        self.panels: dict[str, QWidget] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        self._build_menus()
+        self._build_status_bar()
+        self._add_panels()
+        self.generation.model_failed.connect(self.report_error)
+        self.generation.generation_failed.connect(self.report_error)
+        self.state.model_changed.connect(self._on_model_changed)
+        self._restore_layout()
 
-        self.setWindowTitle("GAN Volume Explorer")
-        self.resize(1200, 800)
-        self.plotter = QtInteractor(self, auto_update=False)
-        self.plotter.add_axes(xlabel="R", ylabel="A", zlabel="S", color="white")
-        self.setCentralWidget(self.plotter)
+    # -- panels -------------------------------------------------------------------------------
 
-        self.jobs = Jobs(self)
-        self.jobs.model_loaded.connect(self._on_model_loaded)
-        self.jobs.volume_ready.connect(self._on_volume_ready)
-        self.jobs.failed.connect(self.report_error)
+    def _add_panels(self) -> None:
+        """Every dock panel, in the order they appear; each lives in its own file under app/panels."""
+        from .panels.latent_panel import LatentPanel
+        from .panels.view_panel import ViewPanel
 
-        self._build_menu()
-        self._build_seed_dock()
-        self.model_label = QLabel("No model")
-        self.statusBar().addPermanentWidget(self.model_label)
-        self._set_controls_enabled(False)
-        show_placeholder(self.plotter, PLACEHOLDER)
+        self.add_panel("latent", LatentPanel(self.context), "Latent", LEFT)
+        self.add_panel("view", ViewPanel(self.context), "Viewing", RIGHT)
 
-    # -- building ---------------------------------------------------------------------------
+    def add_panel(
+        self, name: str, widget: QWidget, title: str, area: Qt.DockWidgetArea, tab_with: str | None = None
+    ) -> QDockWidget:
+        """Dock ``widget`` in ``area``, as a tab of the panel ``tab_with`` when given."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{name}")  # saveState needs names
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        if tab_with in self.docks:
+            self.tabifyDockWidget(self.docks[tab_with], dock)
+            self.docks[tab_with].raise_()
+        self.panels[name], self.docks[name] = widget, dock
+        self.view_menu.addAction(dock.toggleViewAction())
+        return dock
 
-    def _build_menu(self) -> None:
-        menu = self.menuBar().addMenu("&File")
-        self.open_action = QAction("&Open model…", self, shortcut=QKeySequence.StandardKey.Open)
-        self.open_action.triggered.connect(self.open_model_dialog)
+    # -- menus and status bar -------------------------------------------------------------------
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        self.file_menu: QMenu = bar.addMenu("&File")
+        self.view_menu: QMenu = bar.addMenu("&View")
+        self.tools_menu: QMenu = bar.addMenu("&Tools")
+        self.help_menu: QMenu = bar.addMenu("&Help")
+
+        open_model = QAction("&Open model…", self, shortcut=QKeySequence.StandardKey.Open)
+        open_model.triggered.connect(self.choose_model)
+        screenshot = QAction("Save &screenshot…", self, shortcut=QKeySequence("Ctrl+Shift+S"))
+        screenshot.triggered.connect(self.choose_screenshot)
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
-        menu.addAction(self.open_action)
-        menu.addSeparator()
-        menu.addAction(quit_action)
+        self.file_menu.addActions([open_model, screenshot])
+        self.file_menu.addSeparator()
+        self.file_menu.addAction(quit_action)
 
-    def _build_seed_dock(self) -> None:
-        self.seed_box = QSpinBox(minimum=0, maximum=MAX_SEED, keyboardTracking=False)
-        self.seed_box.setToolTip("Seed of the latent vector (reproducible)")
-        self.seed_box.valueChanged.connect(self.request_volume)
-        self.previous_button = QPushButton("Previous")
-        self.next_button = QPushButton("Next")
-        self.previous_button.clicked.connect(lambda: self.seed_box.stepBy(-1))
-        self.next_button.clicked.connect(lambda: self.seed_box.stepBy(1))
+        reset = QAction("&Reset view", self, shortcut=QKeySequence("R"))
+        reset.triggered.connect(self.hierarchy.reset_cameras)
+        up = QAction("Slice &up", self, shortcut=QKeySequence("Up"))
+        up.triggered.connect(lambda: self.hierarchy.step_slice(+1))
+        down = QAction("Slice &down", self, shortcut=QKeySequence("Down"))
+        down.triggered.connect(lambda: self.hierarchy.step_slice(-1))
+        for action in (reset, up, down):
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.view_menu.addActions([reset, up, down])
+        self.view_menu.addSeparator()
 
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.previous_button)
-        buttons.addWidget(self.next_button)
-        layout = QVBoxLayout()
-        layout.addWidget(QLabel("Seed"))
-        layout.addWidget(self.seed_box)
-        layout.addLayout(buttons)
-        layout.addStretch(1)
-        panel = QWidget()
-        panel.setLayout(layout)
+        keys = QAction("&Keyboard and mouse", self)
+        keys.triggered.connect(self._show_help)
+        self.help_menu.addAction(keys)
 
-        dock = QDockWidget("Latent", self)
-        dock.setObjectName("latent_dock")
-        dock.setFeatures(QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
-        dock.setWidget(panel)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+    def _build_status_bar(self) -> None:
+        status = self.statusBar()
+        self.job_label = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the running job (Esc)")
+        self.cancel_button.setShortcut(QKeySequence("Esc"))
+        self.cancel_button.clicked.connect(lambda: self.jobs.cancel(self._shown_job))
+        for widget in (self.job_label, self.progress, self.cancel_button):
+            status.addPermanentWidget(widget)
+            widget.hide()
+        self._shown_job: int | None = None
+        self.jobs.job_started.connect(self._on_job_started)
+        self.jobs.job_progress.connect(self._on_job_progress)
+        self.jobs.job_finished.connect(self._on_job_finished)
 
-    def _set_controls_enabled(self, enabled: bool) -> None:
-        for widget in (self.seed_box, self.previous_button, self.next_button):
-            widget.setEnabled(enabled)
+    @Slot(int, str)
+    def _on_job_started(self, ticket: int, label: str) -> None:
+        self._shown_job = ticket
+        self.job_label.setText(label + "…")
+        self.progress.setRange(0, 0)  # busy until the job reports a total
+        for widget in (self.job_label, self.progress, self.cancel_button):
+            widget.show()
 
-    # -- actions ----------------------------------------------------------------------------
+    @Slot(int, int, int, str)
+    def _on_job_progress(self, ticket: int, done: int, total: int, text: str) -> None:
+        if ticket != self._shown_job:
+            return
+        if total:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+        if text:
+            self.job_label.setText(text)
+
+    @Slot(int, str)
+    def _on_job_finished(self, ticket: int, outcome: str) -> None:
+        if ticket != self._shown_job:
+            return
+        self._shown_job = None
+        for widget in (self.job_label, self.progress, self.cancel_button):
+            widget.hide()
+        if outcome == "cancelled":
+            self.show_message(f"{self.jobs.label(ticket) or 'Job'} cancelled")
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def open_model(self, path: str | os.PathLike, resolution: int | None = None, device: str | None = None) -> None:
+        """Load a model in the background; views fill in when it is ready."""
+        self.generation.open(path, resolution, device)
 
     @Slot()
-    def open_model_dialog(self) -> None:
-        """Ask for a model file (and the resolution of official HA-GAN files), then load it."""
+    def choose_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open model", "", "Model files (*.safetensors *.pth);;All files (*)"
+            self, "Open model", "", "Models (*.safetensors *.pth *.pt);;All files (*)"
         )
-        if not path:
-            return
-        resolution = None
-        if Path(path).suffix != ".safetensors":
-            question = "Official HA-GAN files do not record their resolution:"
-            choice, ok = QInputDialog.getItem(self, "Resolution", question, OFFICIAL_RESOLUTIONS, 0, False)
-            if not ok:
-                return
-            resolution = int(choice)
-        self.open_model(path, resolution)
-
-    def open_model(self, path: str | os.PathLike, resolution: int | None = None) -> None:
-        """Load a model in the background; its first volume follows when it is ready."""
-        self.statusBar().showMessage(f"Loading {Path(path).name}…")
-        self.jobs.load(path, resolution)
+        if path:
+            model_panel = self.panels.get("model")
+            opener = getattr(model_panel, "open_path", None)
+            opener(path) if opener else self.open_model(path)
 
     @Slot()
-    def request_volume(self) -> None:
-        """Generate the current seed's volume in the background (newer requests win)."""
-        if self.model is None:
-            return
-        seed = self.seed_box.value()
-        self.statusBar().showMessage(f"Generating seed {seed}…")
-        self._started = time.perf_counter()
-        self.jobs.generate(self.model, seed)
+    def choose_screenshot(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "screenshot.png", "PNG images (*.png)")
+        if path:
+            self.save_screenshot(path)
+
+    def save_screenshot(self, path: str | os.PathLike) -> bool:
+        """The whole window (every view carries its SYNTHETIC label) as PNG."""
+        ok = self.grab().save(os.fspath(path), "PNG")
+        if ok:
+            self.show_message(f"Saved {path}")
+        else:
+            self.report_error(f"{path}: cannot write the screenshot")
+        return ok
 
     @Slot(str)
     def report_error(self, message: str) -> None:
         """Show a one-line cause: status bar, signal, and a dialog when interactive."""
-        self.statusBar().showMessage(f"Error: {message}")
+        self.statusBar().showMessage(f"Error: {message}", 15_000)
         self.error_reported.emit(message)
         if self.interactive:
             QMessageBox.critical(self, "Error", message)
 
-    # -- results ----------------------------------------------------------------------------
+    def show_message(self, message: str) -> None:
+        self.statusBar().showMessage(message, 8_000)
 
-    @Slot(object, str)
-    def _on_model_loaded(self, model: HAGANModel, path: str) -> None:
-        card = model.card
-        self.model, self.model_name, self._geometry = model, card.name or Path(path).stem, None
-        summary = f"{card.modality.upper()} {card.config.resolution}³"
-        self.model_label.setText(f"{self.model_name} · {summary} · {describe_device(model.device)}")
-        self.setWindowTitle(f"{self.model_name} — GAN Volume Explorer")
-        self._set_controls_enabled(True)
-        self.request_volume()
-
-    @Slot(int, object)
-    def _on_volume_ready(self, seed: int, volume: Volume) -> None:
-        try:
-            window = default_window(volume)
-            geometry = (volume.array.shape, volume.affine.tobytes())
-            size = "×".join(map(str, volume.array.shape))
-            spacing = "×".join(f"{s:g}" for s in volume.spacing)
-            caption = f"{self.model_name} · seed {seed} · {window.label(volume.intensity.unit)} · {size} @ {spacing} mm"
-            show_volume(self.plotter, volume, window, caption, reset_camera=geometry != self._geometry)
-        except Exception as error:  # a bad volume must not take the window down
-            self.report_error(f"cannot show seed {seed}: {one_line(error)}")
+    def _on_model_changed(self, model: LoadedModel | None) -> None:
+        if model is None:
+            self.setWindowTitle(TITLE)
             return
-        self._geometry, self.shown_seed = geometry, seed
-        self.statusBar().showMessage(f"Seed {seed} ready ({time.perf_counter() - self._started:.1f} s)")
-        self.volume_shown.emit(seed)
+        self.setWindowTitle(f"{model.name} — {TITLE}")
+        self.show_message(f"Loaded {Path(model.path).name}")
+
+    def _show_help(self) -> None:
+        QMessageBox.information(
+            self,
+            "Keyboard and mouse",
+            "Slice views: click = move the crosshair; left drag = window/level; wheel or Up/Down = "
+            "next/previous slice; right drag = zoom; middle drag = pan.\n"
+            "3D views: left drag = rotate; right drag or wheel = zoom; middle drag = pan.\n"
+            "R = reset view; N / P = next / previous seed; Ctrl+Shift+S = screenshot; Esc = cancel job.",
+        )
+
+    # -- layout memory ---------------------------------------------------------------------------
+
+    def _restore_layout(self) -> None:
+        store = settings()
+        geometry, layout = store.value("window/geometry"), store.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(layout, QByteArray):
+            self.restoreState(layout)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        store = settings()
+        store.setValue("window/geometry", self.saveGeometry())
+        store.setValue("window/state", self.saveState())
+        store.sync()
+        for panel in self.panels.values():
+            closer = getattr(panel, "shutdown", None)
+            if closer:
+                closer()
         self.jobs.shutdown()
-        self.plotter.close()
+        self.hierarchy.close_views()
         super().closeEvent(event)

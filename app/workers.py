@@ -1,20 +1,28 @@
-"""Background jobs: model loading and generation run off the UI thread; the newest request wins."""
+"""Background jobs: every forward pass, file read or evaluation runs off the UI thread.
+
+A job is a function ``work(progress) -> result``. It runs on a pool thread; its result or its
+one-line error comes back to the UI thread through a callback. Jobs are grouped by ``kind``: a
+new job of a kind makes the older ones stale (queued ones never start, a running one stops at its
+next ``progress(...)`` call, and late results are dropped), so the newest request always wins.
+"""
 
 from __future__ import annotations
 
-import os
+import itertools
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from engine.checkpoints import load_model
-from engine.device import resolve_device
 from engine.errors import EngineError
-from engine.generate import SampleRequest, sample_volume
-from engine.model import HAGANModel
 
-LOAD, GENERATE = "load", "generate"
+INFERENCE, BACKGROUND = "inference", "background"  # one thread each: the model vs. long side jobs
+
+
+class Cancelled(Exception):
+    """Raised inside a job by ``progress(...)`` once the job was cancelled or superseded."""
 
 
 def one_line(error: BaseException) -> str:
@@ -27,83 +35,164 @@ def one_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+class Progress:
+    """Handed to a job: report ``progress(done, total, text)``; raises Cancelled when told to stop."""
+
+    def __init__(self, runner: JobRunner, job: _Job):
+        self._runner, self._job = runner, job
+
+    @property
+    def cancelled(self) -> bool:
+        return self._job.cancel.is_set() or not self._runner.is_current(self._job)
+
+    def __call__(self, done: int = 0, total: int = 0, text: str = "") -> None:
+        if self.cancelled:
+            raise Cancelled
+        self._runner._relay.progress.emit(self._job.ticket, int(done), int(total), text)
+
+
+@dataclass
+class _Job:
+    kind: str
+    ticket: int
+    label: str
+    work: Callable[[Progress], Any]
+    on_done: Callable[[Any], None] | None
+    on_error: Callable[[str], None] | None
+    cancel: threading.Event
+
+
 class _Relay(QObject):
     """Carries results from pool threads to the UI thread (queued, since it lives there)."""
 
-    done = Signal(str, int, object)  # kind, ticket, result
-    failed = Signal(str, int, str)  # kind, ticket, message
+    done = Signal(int, object)  # ticket, result
+    failed = Signal(int, str)  # ticket, one-line cause
+    cancelled = Signal(int)
+    progress = Signal(int, int, int, str)  # ticket, done, total, text
 
 
-class _Job(QRunnable):
-    """Runs one piece of work unless a newer request has made it stale before it starts."""
-
-    def __init__(self, kind: str, ticket: int, work: Callable[[], Any], relay: _Relay, is_current: Callable[[], bool]):
+class _Runnable(QRunnable):
+    def __init__(self, runner: JobRunner, job: _Job):
         super().__init__()
-        self.kind, self.ticket, self.work, self.relay, self.is_current = kind, ticket, work, relay, is_current
+        self.runner, self.job = runner, job
 
     def run(self) -> None:
-        if not self.is_current():
+        relay = self.runner._relay
+        progress = Progress(self.runner, self.job)
+        if progress.cancelled:
+            relay.cancelled.emit(self.job.ticket)
             return
+        relay.progress.emit(self.job.ticket, 0, 0, "")  # "started": the status bar shows the job
         try:
-            result = self.work()
+            result = self.job.work(progress)
+        except Cancelled:
+            relay.cancelled.emit(self.job.ticket)
         except Exception as error:  # a worker must never take the app down
-            self.relay.failed.emit(self.kind, self.ticket, one_line(error))
+            relay.failed.emit(self.job.ticket, one_line(error))
         else:
-            self.relay.done.emit(self.kind, self.ticket, result)
+            relay.done.emit(self.job.ticket, result)
 
 
-class Jobs(QObject):
-    """One background thread for model loading and generation, with stale results dropped."""
+class JobRunner(QObject):
+    """Two single-thread pools (inference, background); newest job of each kind wins."""
 
-    model_loaded = Signal(object, str)  # HAGANModel, path
-    volume_ready = Signal(int, object)  # seed, Volume
-    failed = Signal(str)  # one-line cause
+    job_started = Signal(int, str)  # ticket, label
+    job_progress = Signal(int, int, int, str)  # ticket, done, total, text
+    job_finished = Signal(int, str)  # ticket, "done" | "failed" | "cancelled"
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)  # one forward pass at a time; queued stale jobs skip themselves
-        self._latest = {LOAD: 0, GENERATE: 0}
+        self._pools = {}
+        for name in (INFERENCE, BACKGROUND):
+            pool = QThreadPool(self)
+            pool.setMaxThreadCount(1)  # one model user at a time; stale queued jobs skip themselves
+            self._pools[name] = pool
+        self._tickets = itertools.count(1)
+        self._latest: dict[str, int] = {}
+        self._jobs: dict[int, _Job] = {}
+        self._started: set[int] = set()
         self._relay = _Relay(self)
         self._relay.done.connect(self._on_done)
         self._relay.failed.connect(self._on_failed)
+        self._relay.cancelled.connect(self._on_cancelled)
+        self._relay.progress.connect(self._on_progress)
 
-    def load(self, path: str | os.PathLike, resolution: int | None = None) -> None:
-        """Load a model file on the worker thread, on the best available device."""
-        self._latest[GENERATE] += 1  # volumes of the previous model are stale now
-        ticket = self._next(LOAD)
-        path = os.fspath(path)
-        self._submit(LOAD, ticket, lambda: (load_model(path, resolution, device=resolve_device("auto")), path))
+    def submit(
+        self,
+        kind: str,
+        label: str,
+        work: Callable[[Progress], Any],
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        pool: str = INFERENCE,
+    ) -> int:
+        """Queue ``work``; ``on_done(result)`` / ``on_error(message)`` run on the UI thread."""
+        ticket = next(self._tickets)
+        previous = self._latest.get(kind)
+        if previous in self._jobs:
+            self._jobs[previous].cancel.set()
+        self._latest[kind] = ticket
+        job = _Job(kind, ticket, label, work, on_done, on_error, threading.Event())
+        self._jobs[ticket] = job
+        self._pools[pool].start(_Runnable(self, job))
+        return ticket
 
-    def generate(self, model: HAGANModel, seed: int) -> None:
-        """Generate the full volume for one seed on the worker thread."""
-        ticket = self._next(GENERATE)
-        self._submit(GENERATE, ticket, lambda: (seed, sample_volume(model, SampleRequest(seed=seed))))
+    def is_current(self, job: _Job) -> bool:
+        return self._latest.get(job.kind) == job.ticket
+
+    def cancel(self, ticket: int | None = None) -> None:
+        """Stop one job (or every job): it ends at its next progress report, its result is dropped."""
+        for job in list(self._jobs.values()):
+            if ticket is None or job.ticket == ticket:
+                job.cancel.set()
+
+    def busy(self, kind: str | None = None) -> bool:
+        return any(kind is None or job.kind == kind for job in self._jobs.values())
+
+    def label(self, ticket: int) -> str:
+        job = self._jobs.get(ticket)
+        return job.label if job else ""
 
     def shutdown(self) -> None:
-        """Drop queued jobs and wait for the running one; later results are ignored."""
-        for kind in self._latest:
-            self._latest[kind] += 1
-        self._pool.clear()
-        self._pool.waitForDone()
+        """Cancel everything and wait for the running jobs; later results are ignored."""
+        self.cancel()
+        self._latest.clear()
+        for pool in self._pools.values():
+            pool.clear()
+        for pool in self._pools.values():
+            pool.waitForDone()
+        self._jobs.clear()
 
-    def _next(self, kind: str) -> int:
-        self._latest[kind] += 1
-        return self._latest[kind]
+    def _finish(self, ticket: int, outcome: str) -> _Job | None:
+        job = self._jobs.pop(ticket, None)
+        self._started.discard(ticket)
+        if job is not None:
+            self.job_finished.emit(ticket, outcome)
+        return job
 
-    def _submit(self, kind: str, ticket: int, work: Callable[[], Any]) -> None:
-        self._pool.start(_Job(kind, ticket, work, self._relay, lambda: self._latest[kind] == ticket))
+    @Slot(int, object)
+    def _on_done(self, ticket: int, result: Any) -> None:
+        job = self._finish(ticket, "done")
+        if job is not None and self.is_current(job) and not job.cancel.is_set() and job.on_done:
+            job.on_done(result)
 
-    @Slot(str, int, object)
-    def _on_done(self, kind: str, ticket: int, result: Any) -> None:
-        if ticket != self._latest[kind]:
+    @Slot(int, str)
+    def _on_failed(self, ticket: int, message: str) -> None:
+        job = self._finish(ticket, "failed")
+        if job is not None and self.is_current(job) and job.on_error:
+            job.on_error(message)
+
+    @Slot(int)
+    def _on_cancelled(self, ticket: int) -> None:
+        self._finish(ticket, "cancelled")
+
+    @Slot(int, int, int, str)
+    def _on_progress(self, ticket: int, done: int, total: int, text: str) -> None:
+        job = self._jobs.get(ticket)
+        if job is None:
             return
-        if kind == LOAD:
-            self.model_loaded.emit(*result)
-        else:
-            self.volume_ready.emit(*result)
-
-    @Slot(str, int, str)
-    def _on_failed(self, kind: str, ticket: int, message: str) -> None:
-        if ticket == self._latest[kind]:
-            self.failed.emit(message)
+        if ticket not in self._started:
+            self._started.add(ticket)
+            self.job_started.emit(ticket, job.label)
+        if done or total or text:
+            self.job_progress.emit(ticket, done, total, text)

@@ -198,7 +198,7 @@ def sample_volumes(
                 model, z, first.part, first.slab_start, labels, options.reference, options.budget_mb, options.precision
             )
             for r, tensor in zip(batch, tensors):
-                yield _to_volume(model, r, tensor)
+                yield to_volume(model, r, tensor)
             batch = []
         if request is not None:
             batch.append(request)
@@ -254,7 +254,8 @@ def _batch_key(request: SampleRequest) -> tuple:
     return (request.part, request.slab_start, request.label)
 
 
-def _to_volume(model: HAGANModel, request: SampleRequest, tensor: torch.Tensor) -> Volume:
+def to_volume(model: HAGANModel, request: SampleRequest, tensor: torch.Tensor) -> Volume:
+    """One generated tensor (1, D, H, W) as a Volume with the part's affine, units and provenance."""
     card = model.card
     affine = generated_affine(card.config.resolution, card.spacing_mm, request.part, request.slab_start)
     provenance = {

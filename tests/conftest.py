@@ -21,3 +21,37 @@ def tiny_config():
     from engine.models.hagan import HAGANConfig
 
     return HAGANConfig(resolution=32, latent_dim=16, g_width=16, d_width=8, e_width=8)
+
+
+@pytest.fixture
+def app_home(tmp_path, monkeypatch) -> Path:
+    """The app's settings and user data go to a fresh folder for each test."""
+    home = tmp_path / "app-home"
+    monkeypatch.setenv("GAN_EXPLORER_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory) -> Path:
+    """A 32^3 CT HA-GAN with encoders (seeded random weights) in our format."""
+    from app_support import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-ct.safetensors")
+
+
+@pytest.fixture
+def main_window(qtbot, monkeypatch, app_home):
+    """The real main window, shown; error dialogs are recorded in ``window.dialogs`` instead of blocking."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.main_window import MainWindow
+
+    dialogs: list[str] = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *args: dialogs.append(text))
+    window = MainWindow()
+    window.dialogs = dialogs
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    window.close()  # stops jobs and closes every VTK view while the GL context is alive

@@ -1,86 +1,101 @@
-"""The slice view: three orthogonal planes through the volume centre, in millimetres."""
+"""Geometry of a volume in the scene: axis-aligned grids in RAS millimetres, slices, boxes, lines."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pyvista as pv
 
 from engine.volume import Volume
 
-from .window_level import WindowLevel
-
 SYNTHETIC_LABEL = "SYNTHETIC"
 BACKGROUND = "#1e1e24"
-SCALAR_BAR = {"color": "white", "vertical": True, "position_x": 0.88, "fmt": "%.0f"}
+AXES = ("sagittal", "coronal", "axial")  # slice normal along i (R), j (A), k (S)
 
 
-def plane_grids(volume: Volume) -> list[pv.ImageData]:
-    """The central sagittal, coronal and axial planes as one-voxel-thick grids in RAS mm."""
-    array, spacing, origin = _axis_aligned(volume)
-    planes = []
-    for axis in range(3):
-        index = array.shape[axis] // 2
-        dimensions = list(array.shape)
+@dataclass
+class Grid:
+    """A volume as an axis-aligned grid: positive spacing, origin at the first voxel centre (mm)."""
+
+    array: np.ndarray  # (i, j, k), float32
+    spacing: np.ndarray  # (3,) mm
+    origin: np.ndarray  # (3,) mm
+
+    @classmethod
+    def from_volume(cls, volume: Volume) -> Grid:
+        """Flip axes with negative steps; oblique affines are shown on their axis-aligned grid."""
+        array = volume.array
+        spacing = np.asarray(volume.spacing, dtype=float)
+        origin = volume.affine[:3, 3].astype(float).copy()
+        for axis in range(3):
+            if volume.affine[axis, axis] < 0:
+                array = np.flip(array, axis=axis)
+                origin[axis] -= spacing[axis] * (array.shape[axis] - 1)
+        return cls(np.asarray(array, dtype=np.float32), spacing, origin)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.array.shape
+
+    @property
+    def bounds(self) -> tuple[float, ...]:
+        """(xmin, xmax, ymin, ymax, zmin, zmax) of the voxel centres, in mm."""
+        end = self.origin + self.spacing * (np.array(self.shape) - 1)
+        return (self.origin[0], end[0], self.origin[1], end[1], self.origin[2], end[2])
+
+    def index(self, position_mm) -> np.ndarray:
+        """The voxel nearest to a position, clipped into the grid."""
+        index = np.rint((np.asarray(position_mm, dtype=float) - self.origin) / self.spacing).astype(int)
+        return np.clip(index, 0, np.array(self.shape) - 1)
+
+    def contains(self, position_mm) -> bool:
+        """True if the position lies inside the voxels' extent (half a voxel beyond the centres)."""
+        relative = (np.asarray(position_mm, dtype=float) - self.origin) / self.spacing
+        return bool(np.all(relative >= -0.5) and np.all(relative <= np.array(self.shape) - 0.5))
+
+    def value(self, position_mm) -> float:
+        i, j, k = self.index(position_mm)
+        return float(self.array[i, j, k])
+
+    def image(self) -> pv.ImageData:
+        grid = pv.ImageData(dimensions=self.shape, spacing=self.spacing, origin=self.origin)
+        grid.point_data["intensity"] = self.array.ravel(order="F")
+        return grid
+
+    def slice_grid(self, axis: int, index: int) -> pv.ImageData:
+        """One plane of voxels (one voxel thick) normal to ``axis``."""
+        dimensions = list(self.shape)
         dimensions[axis] = 1
-        shift = np.zeros(3)
-        shift[axis] = index * spacing[axis]
-        grid = pv.ImageData(dimensions=dimensions, spacing=spacing, origin=origin + shift)
-        grid.point_data["intensity"] = np.take(array, [index], axis=axis).ravel(order="F")
-        planes.append(grid)
-    return planes
+        origin = self.origin.copy()
+        origin[axis] += index * self.spacing[axis]
+        grid = pv.ImageData(dimensions=dimensions, spacing=self.spacing, origin=origin)
+        grid.point_data["intensity"] = np.take(self.array, [index], axis=axis).ravel(order="F")
+        return grid
+
+    def update_slice(self, grid: pv.ImageData, axis: int, index: int) -> None:
+        """Move an existing slice grid to another index, in place (no new actor)."""
+        origin = list(self.origin)
+        origin[axis] += index * self.spacing[axis]
+        grid.origin = origin
+        grid.point_data["intensity"][:] = np.take(self.array, [index], axis=axis).ravel(order="F")
+        grid.Modified()
 
 
-def volume_outline(volume: Volume) -> pv.PolyData:
-    """The volume's bounding box as lines."""
-    array, spacing, origin = _axis_aligned(volume)
-    return pv.ImageData(dimensions=array.shape, spacing=spacing, origin=origin).outline()
+def box_lines(bounds) -> pv.PolyData:
+    """The 12 edges of an axis-aligned box (xmin, xmax, ymin, ymax, zmin, zmax)."""
+    return pv.Box(bounds=bounds).extract_feature_edges(
+        boundary_edges=False, feature_edges=True, manifold_edges=False, non_manifold_edges=False
+    )
 
 
-def show_volume(plotter: pv.BasePlotter, volume: Volume, window: WindowLevel, caption: str, reset_camera: bool) -> None:
-    """Replace the scene with the volume's three central slices, labelled SYNTHETIC."""
-    plotter.clear()
-    plotter.set_background(BACKGROUND)
-    unit = volume.intensity.unit
-    for number, grid in enumerate(plane_grids(volume)):
-        plotter.add_mesh(
-            grid,
-            scalars="intensity",
-            cmap="gray",
-            clim=(window.low, window.high),
-            lighting=False,  # grey values must be the window's, not shaded
-            show_scalar_bar=number == 0,
-            scalar_bar_args=SCALAR_BAR | {"title": unit or "value"},
-            reset_camera=False,
-        )
-    plotter.add_mesh(volume_outline(volume), color="#c8a040", line_width=1, reset_camera=False)
-    plotter.add_text(SYNTHETIC_LABEL, position="upper_right", color="#ff5050", font_size=14, name="synthetic")
-    plotter.add_text(caption, position="lower_left", color="white", font_size=9, name="caption")
-    plotter.show_axes()  # the R/A/S orientation marker, hidden while there is nothing to orient
-    if reset_camera:
-        plotter.view_isometric()
-        plotter.reset_camera()
-    plotter.render()
-
-
-def show_placeholder(plotter: pv.BasePlotter, message: str) -> None:
-    """An empty scene with a centred message."""
-    plotter.clear()
-    plotter.set_background(BACKGROUND)
-    actor = plotter.add_text(message, position=(0.5, 0.5), viewport=True, color="white", font_size=14, name="message")
-    text = actor.GetTextProperty()
-    text.SetJustificationToCentered()
-    text.SetVerticalJustificationToCentered()
-    plotter.hide_axes()
-    plotter.render()
-
-
-def _axis_aligned(volume: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Array, positive spacing and origin for a diagonal affine (axes with negative steps flipped)."""
-    array = volume.array
-    spacing = np.asarray(volume.spacing, dtype=float)
-    origin = volume.affine[:3, 3].astype(float).copy()
+def crosshair_lines(position_mm, bounds) -> pv.PolyData:
+    """Three lines through the crosshair, each spanning the bounds along one axis."""
+    p = np.asarray(position_mm, dtype=float)
+    points, lines = [], []
     for axis in range(3):
-        if volume.affine[axis, axis] < 0:
-            array = np.flip(array, axis=axis)
-            origin[axis] -= spacing[axis] * (array.shape[axis] - 1)
-    return array, spacing, origin
+        a, b = p.copy(), p.copy()
+        a[axis], b[axis] = bounds[2 * axis], bounds[2 * axis + 1]
+        points += [a, b]
+        lines += [2, 2 * axis, 2 * axis + 1]
+    return pv.PolyData(np.array(points), lines=np.array(lines))

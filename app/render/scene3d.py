@@ -1,0 +1,92 @@
+"""The 3D view of a volume: volume rendering (presets), isosurface or maximum intensity projection."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyvista as pv
+
+from engine.volume import Volume
+
+from .slices import Grid
+from .window_level import WindowLevel, modality_key, viewing_presets
+
+MAX_3D_SIZE = 128  # larger volumes are rendered in 3D from every n-th voxel (slices stay full-res)
+
+
+def rendering_grid(grid: Grid) -> pv.ImageData:
+    """The grid for 3D rendering, strided down to at most MAX_3D_SIZE voxels per axis."""
+    step = max(1, math.ceil(max(grid.shape) / MAX_3D_SIZE))
+    if step == 1:
+        return grid.image()
+    array = np.ascontiguousarray(grid.array[::step, ::step, ::step])
+    image = pv.ImageData(dimensions=array.shape, spacing=grid.spacing * step, origin=grid.origin)
+    image.point_data["intensity"] = array.ravel(order="F")
+    return image
+
+
+def volume_presets(volume: Volume, modality: str = "") -> list[dict]:
+    """Volume-rendering presets for the volume's kind, with percentile ranges made absolute."""
+    key = modality_key(volume.intensity, modality)
+    presets = []
+    for entry in viewing_presets().get("volume_rendering", {}).get(key, []):
+        entry = dict(entry)
+        if "range_percentiles" in entry:
+            sample = volume.array.ravel()[:: max(1, volume.array.size // 200_000)]
+            entry["range"] = [float(v) for v in np.percentile(sample, entry.pop("range_percentiles"))]
+        presets.append(entry)
+    return presets or [{"name": "Default", "range": _min_max(volume), "opacity": "sigmoid", "cmap": "gray"}]
+
+
+def isosurface_value(volume: Volume, modality: str = "") -> float:
+    """The default isosurface level (CT: bone at 300 HU; otherwise a percentile)."""
+    entry = viewing_presets().get("isosurface", {}).get(modality_key(volume.intensity, modality), {})
+    if "value" in entry:
+        return float(entry["value"])
+    percentile = float(entry.get("value_percentile", 60))
+    return float(np.percentile(volume.array.ravel()[:: max(1, volume.array.size // 200_000)], percentile))
+
+
+def add_3d(
+    plotter: pv.BasePlotter,
+    image: pv.ImageData,
+    mode: str,
+    window: WindowLevel,
+    preset: dict,
+    iso_value: float,
+) -> list:
+    """Add the 3D rendering of ``image`` in ``mode`` to the active renderer; returns its actors."""
+    if mode == "mip":
+        actor = plotter.add_volume(
+            image,
+            scalars="intensity",
+            cmap="gray",
+            clim=(window.low, window.high),
+            opacity=[1.0, 1.0],
+            blending="maximum",
+            show_scalar_bar=False,
+            reset_camera=False,
+        )
+        return [actor]
+    if mode == "isosurface":
+        surface = image.contour([iso_value], scalars="intensity")
+        if surface.n_points == 0:
+            return []
+        return [plotter.add_mesh(surface, color="#e8dcc8", smooth_shading=True, reset_camera=False)]
+    actor = plotter.add_volume(
+        image,
+        scalars="intensity",
+        cmap=preset.get("cmap", "gray"),
+        clim=tuple(preset["range"]),
+        opacity=preset.get("opacity", "sigmoid"),
+        shade=False,
+        show_scalar_bar=False,
+        reset_camera=False,
+    )
+    return [actor]
+
+
+def _min_max(volume: Volume) -> list[float]:
+    low, high = float(np.nanmin(volume.array)), float(np.nanmax(volume.array))
+    return [low, high if high > low else low + 1.0]

@@ -1,0 +1,151 @@
+"""The application state: one observable object that panels edit and views listen to.
+
+Panels never talk to views and views never talk to each other: a panel sets a value here, the
+state emits the matching signal, and every listener updates itself. Setting a value equal to the
+current one emits nothing, so listeners cannot ping-pong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, Signal
+
+from engine.volume import Volume
+
+from .render.window_level import WindowLevel
+
+RENDER_MODES = ("volume", "isosurface", "mip")
+PREVIEW, FULL = "preview", "full"  # preview: anchor only, while a slider moves; full: every part
+
+
+@dataclass(frozen=True)
+class Latent:
+    """A point in latent space with where it came from (``seed 3``, a bookmark's name, a scan)."""
+
+    z: torch.Tensor = field(compare=False)  # (1, latent_dim), before truncation
+    label: str
+    seed: int | None = None
+
+    @property
+    def key(self) -> bytes:
+        return self.z.detach().cpu().float().numpy().tobytes()
+
+    def same_point(self, other: Latent | None) -> bool:
+        return other is not None and self.key == other.key and self.label == other.label
+
+
+@dataclass
+class LoadedModel:
+    """A model as the app holds it: the engine's model object plus where it came from."""
+
+    model: object  # engine.model.HAGANModel or a split-shuffle model: .card, .device, .hierarchical
+    path: str
+
+    @property
+    def card(self):
+        return self.model.card
+
+    @property
+    def hierarchical(self) -> bool:
+        return bool(getattr(self.model, "hierarchical", True))
+
+    @property
+    def resolution(self) -> int:
+        return self.card.config.resolution
+
+    @property
+    def slab_thickness(self) -> int:
+        return self.resolution // 8
+
+    @property
+    def name(self) -> str:
+        from pathlib import Path
+
+        return self.card.name or Path(self.path).stem
+
+
+class AppState(QObject):
+    """Current model, latent, truncation, crosshair (mm), window/level, slab, 3D mode and volumes."""
+
+    model_changed = Signal(object)  # LoadedModel | None
+    latent_changed = Signal(object, str)  # Latent, PREVIEW | FULL
+    truncation_changed = Signal(float)
+    crosshair_changed = Signal(object)  # np.ndarray (3,), RAS mm
+    window_changed = Signal(object)  # WindowLevel
+    slab_changed = Signal(int)  # first voxel of the slab along k (a multiple of 4)
+    render_mode_changed = Signal(str)  # one of RENDER_MODES
+    volumes_changed = Signal(object)  # dict part -> Volume (anchor, slab, full; what the views show)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.model: LoadedModel | None = None
+        self.latent: Latent | None = None
+        self.quality = FULL
+        self.truncation = 1.0
+        self.crosshair = np.zeros(3)
+        self.window: WindowLevel | None = None
+        self.slab_start = 0
+        self.render_mode = RENDER_MODES[0]
+        self.volume_preset = 0  # index into the volume-rendering presets of the model's modality
+        self.iso_value: float | None = None  # None: the preset's default level
+        self.volumes: dict[str, Volume] = {}
+
+    def set_model(self, model: LoadedModel | None) -> None:
+        """A new model: volumes of the old one are dropped and the slab goes back to the middle."""
+        self.model = model
+        self.volumes = {}
+        self.slab_start = 0 if model is None else self._slab_in_range(model.resolution // 2)
+        self.crosshair = np.zeros(3)
+        self.model_changed.emit(model)
+
+    def set_latent(self, latent: Latent, quality: str = FULL) -> None:
+        if latent.same_point(self.latent) and quality == self.quality:
+            return
+        self.latent, self.quality = latent, quality
+        self.latent_changed.emit(latent, quality)
+
+    def set_truncation(self, value: float) -> None:
+        if value != self.truncation:
+            self.truncation = float(value)
+            self.truncation_changed.emit(self.truncation)
+
+    def set_crosshair(self, position_mm) -> None:
+        position = np.asarray(position_mm, dtype=float).reshape(3)
+        if not np.array_equal(position, self.crosshair):
+            self.crosshair = position
+            self.crosshair_changed.emit(position.copy())
+
+    def set_window(self, window: WindowLevel) -> None:
+        if window != self.window:
+            self.window = window
+            self.window_changed.emit(window)
+
+    def set_slab_start(self, start: int) -> None:
+        start = self._slab_in_range(start)
+        if start != self.slab_start:
+            self.slab_start = start
+            self.slab_changed.emit(start)
+
+    def set_render_mode(self, mode: str, preset: int | None = None, iso_value: float | None = None) -> None:
+        """3D mode, and optionally the volume-rendering preset or the isosurface level."""
+        if mode not in RENDER_MODES:
+            raise ValueError(f"unknown 3D mode '{mode}'; choose one of {', '.join(RENDER_MODES)}")
+        new = (mode, self.volume_preset if preset is None else preset, iso_value or self.iso_value)
+        if new != (self.render_mode, self.volume_preset, self.iso_value):
+            self.render_mode, self.volume_preset, self.iso_value = new
+            self.render_mode_changed.emit(mode)
+
+    def set_volumes(self, volumes: dict[str, Volume]) -> None:
+        """Parts replace the ones of the same name; the others stay (a slab move keeps the full volume)."""
+        self.volumes = {**self.volumes, **volumes}
+        self.volumes_changed.emit(dict(self.volumes))
+
+    def _slab_in_range(self, start: int) -> int:
+        """Snap to the 4-voxel grid of G^A's features and keep the slab inside the volume."""
+        if self.model is None:
+            return 0
+        top = self.model.resolution - self.model.slab_thickness
+        return int(min(max(0, round(start / 4) * 4), top))

@@ -1,0 +1,213 @@
+"""The hierarchy view: low-resolution anchor | high-resolution slab | full reconstruction, linked.
+
+All three panes live in the same millimetre frame (the engine gives every part its affine), so
+one crosshair and one set of cameras serve them all. The slab slider moves in steps of 4 voxels
+(G^A's feature grid) and the slab is drawn as a box on the anchor and on the full volume.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
+
+from engine.volume import generated_affine
+
+from ..render.window_level import beyond_training_range, default_window
+from ..state import AppState, LoadedModel
+from .pane import VolumePane
+
+TITLES = {
+    "anchor": "Low-resolution anchor (G^L)",
+    "slab": "High-resolution sub-volume (G^H on one slab)",
+    "full": "Full reconstruction (G^H on all features)",
+}
+NO_HIERARCHY = (
+    "This model family ({family}) has no {part}: it generates the whole volume in one piece. "
+    "The full volume is on the right."
+)
+WINDOW_DRAG_PIXELS = 250  # dragging this many pixels changes the window by its own width
+
+
+class HierarchyView(QWidget):
+    """Three VolumePanes plus the slab slider and the window warning; listens to the state only."""
+
+    rendered = Signal(object)  # the set of parts just shown
+
+    def __init__(self, state: AppState, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.panes = {part: VolumePane(title) for part, title in TITLES.items()}
+        self.anchor, self.slab, self.full = (self.panes[p] for p in ("anchor", "slab", "full"))
+        for pane in (self.anchor, self.slab):
+            pane.share_cameras(self.full)
+
+        self.slab_slider = QSlider(Qt.Orientation.Horizontal)
+        self.slab_slider.setToolTip("First slice of the slab along S, in steps of 4 voxels")
+        self.slab_slider.setEnabled(False)
+        self.slab_label = QLabel("slab —")
+        self.warning = QLabel("")
+        self.warning.setStyleSheet("color: #b35900; font-weight: bold;")
+        self.warning.setWordWrap(True)
+        self.warning.hide()
+
+        slab_column = QWidget()
+        column = QVBoxLayout(slab_column)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.slab, 1)
+        slider_row = QHBoxLayout()
+        slider_row.addWidget(QLabel("Slab"))
+        slider_row.addWidget(self.slab_slider, 1)
+        slider_row.addWidget(self.slab_label)
+        column.addLayout(slider_row)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.anchor)
+        splitter.addWidget(slab_column)
+        splitter.addWidget(self.full)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.warning)
+        layout.addWidget(splitter, 1)
+
+        self.slab_slider.valueChanged.connect(lambda value: state.set_slab_start(value * 4))
+        for pane in self.panes.values():
+            pane.picked.connect(state.set_crosshair)
+            pane.window_dragged.connect(self._drag_window)
+            pane.slice_stepped.connect(self._step_axis)
+            pane.camera_moved.connect(self.render_all)
+        state.model_changed.connect(self._on_model)
+        state.volumes_changed.connect(self._on_volumes)
+        state.window_changed.connect(self._on_window)
+        state.crosshair_changed.connect(self._on_crosshair)
+        state.slab_changed.connect(self._on_slab)
+        state.render_mode_changed.connect(self._on_render_mode)
+        self._on_model(None)
+
+    # -- state -> panes ------------------------------------------------------------------------------
+
+    def _on_model(self, model: LoadedModel | None) -> None:
+        self.state.window = None  # the next volume brings its own default window
+        if model is None:
+            for pane in self.panes.values():
+                pane.show_message("No model loaded — File > Open model…")
+            return
+        for pane in self.panes.values():
+            pane.modality = model.card.modality
+            pane.show_message(f"Generating with {model.name}…")
+        hierarchical = model.hierarchical
+        self.slab_slider.setEnabled(hierarchical)
+        if hierarchical:
+            steps = (model.resolution - model.slab_thickness) // 4
+            self.slab_slider.blockSignals(True)
+            self.slab_slider.setRange(0, steps)
+            self.slab_slider.setValue(self.state.slab_start // 4)
+            self.slab_slider.blockSignals(False)
+            self._show_slab_box()
+        else:
+            family = model.card.family
+            self.anchor.show_message(NO_HIERARCHY.format(family=family, part="low-resolution anchor"))
+            self.slab.show_message(NO_HIERARCHY.format(family=family, part="slabs (sub-volumes)"))
+            self.slab_label.setText("no slabs")
+
+    def _on_volumes(self, volumes: dict) -> None:
+        if self.state.window is None and volumes:
+            first = volumes.get("full") or next(iter(volumes.values()))
+            modality = self.state.model.card.modality if self.state.model else ""
+            self.state.set_window(default_window(first, modality))  # panes without a volume skip it
+        shown = set()
+        for part, pane in self.panes.items():
+            volume = volumes.get(part)
+            if volume is None or (pane.volume is volume):
+                continue
+            pane.crosshair = self.state.crosshair
+            pane.set_volume(volume, self.state.window)
+            shown.add(part)
+        if shown:
+            self.rendered.emit(shown)
+
+    def _on_window(self, window) -> None:
+        for pane in self.panes.values():
+            if pane.grid is not None:
+                pane.set_window(window)
+        self._show_warning()
+
+    def _show_warning(self) -> None:
+        model, window = self.state.model, self.state.window
+        text = beyond_training_range(window, model.card.intensity) if model and window else ""
+        self.warning.setText(f"⚠ {text}" if text else "")
+        self.warning.setVisible(bool(text))
+
+    def _on_crosshair(self, position) -> None:
+        for pane in self.panes.values():
+            pane.set_crosshair(position)
+
+    def _on_slab(self, start: int) -> None:
+        if self.slab_slider.value() != start // 4:
+            self.slab_slider.blockSignals(True)
+            self.slab_slider.setValue(start // 4)
+            self.slab_slider.blockSignals(False)
+        self._show_slab_box()
+
+    def _on_render_mode(self, mode: str) -> None:
+        for pane in self.panes.values():
+            pane.set_render_mode(mode, self.state.volume_preset, self.state.iso_value)
+
+    def slab_bounds(self) -> tuple | None:
+        """The slab's extent in mm (voxel edges), from the model card's geometry."""
+        model = self.state.model
+        if model is None or not model.hierarchical:
+            return None
+        card, size = model.card, model.resolution
+        affine = generated_affine(size, card.spacing_mm, "full")
+        spacing = np.abs(np.diag(affine)[:3])
+        first = affine[:3, 3] - spacing / 2
+        last = affine[:3, 3] + spacing * (size - 0.5)
+        start, thickness = self.state.slab_start, model.slab_thickness
+        k0 = affine[2, 3] + spacing[2] * (start - 0.5)
+        k1 = affine[2, 3] + spacing[2] * (start + thickness - 0.5)
+        return (first[0], last[0], first[1], last[1], k0, k1)
+
+    def _show_slab_box(self) -> None:
+        bounds = self.slab_bounds()
+        model = self.state.model
+        if bounds is not None:
+            start = self.state.slab_start
+            self.slab_label.setText(f"k {start}–{start + model.slab_thickness - 1}")
+        for pane in (self.anchor, self.full):
+            pane.set_box("slab", bounds)
+
+    # -- panes -> state ------------------------------------------------------------------------------
+
+    def _drag_window(self, dx: float, dy: float) -> None:
+        window = self.state.window
+        if window is not None:
+            self.state.set_window(window.dragged(dx, dy, max(window.width, 1e-3) / WINDOW_DRAG_PIXELS))
+
+    def _step_axis(self, axis: int, step: int) -> None:
+        grid = self.full.grid or self.slab.grid or self.anchor.grid
+        if grid is None:
+            return
+        position = self.state.crosshair.copy()
+        position[axis] += step * grid.spacing[axis]
+        low, high = grid.bounds[2 * axis], grid.bounds[2 * axis + 1]
+        position[axis] = min(max(position[axis], low), high)
+        self.state.set_crosshair(position)
+
+    def step_slice(self, step: int) -> None:
+        """Keyboard: the axial slice up or down by one voxel."""
+        self._step_axis(2, step)
+
+    def reset_cameras(self) -> None:
+        for pane in (self.full, self.slab, self.anchor):
+            if pane.grid is not None:
+                pane.reset_cameras()  # cameras are shared: the first pane with a volume sets them
+                break
+        self.render_all()
+
+    def render_all(self) -> None:
+        for pane in self.panes.values():
+            pane.render()
+
+    def close_views(self) -> None:
+        for pane in self.panes.values():
+            pane.close_view()

@@ -1,0 +1,77 @@
+"""Interactive exploration of one model: the parts of one latent's hierarchy, computed once and reused.
+
+An app that shows the anchor, a slab and the full volume of the same latent, and moves the slab
+while the latent stays, should not run G^A again for every part. ``Explorer`` keeps the feature
+map of the latest latent and derives every part from it. One Explorer serves one thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+import torch
+
+from .errors import ConfigError
+from .generate import DEFAULT_BUDGET_MB, FastGenerator, SampleRequest, sample_volume, to_volume
+from .volume import Volume
+
+HIERARCHY_PARTS = ("anchor", "slab", "full", "stitched")
+
+
+def is_hierarchical(model) -> bool:
+    """True for models with an anchor and slabs (HA-GAN); False for one-piece generators."""
+    return bool(getattr(model, "hierarchical", True))
+
+
+class Explorer:
+    """Volumes of one model for one latent at a time, with the latent's features cached."""
+
+    def __init__(self, model, budget_mb: float = DEFAULT_BUDGET_MB):
+        self.model = model
+        self.hierarchical = is_hierarchical(model)
+        self._runner = FastGenerator(model.generator, budget_mb) if self.hierarchical else None
+        self._key: bytes | None = None
+        self._features: torch.Tensor | None = None
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The parts this model can make."""
+        return HIERARCHY_PARTS if self.hierarchical else ("full",)
+
+    def volumes(self, request: SampleRequest, parts: Iterable[str], slab_start: int = 0) -> dict[str, Volume]:
+        """The named parts for the request's latent (seed or latent, truncation, label) as Volumes."""
+        parts = tuple(parts)
+        unknown = [p for p in parts if p not in self.parts]
+        if unknown:
+            kind = "this model" if self.hierarchical else "a model without a hierarchy (no anchor or slabs)"
+            raise ConfigError(f"{kind} cannot make {', '.join(unknown)}; it makes {', '.join(self.parts)}")
+        if not self.hierarchical:
+            return {"full": sample_volume(self.model, dataclasses.replace(request, part="full"))}
+        features = self._features_for(request)
+        made = {}
+        for part in parts:
+            tensor = {
+                "anchor": lambda: self._runner.anchor(features),
+                "slab": lambda: self._runner.slab(features, slab_start),
+                "full": lambda: self._runner.full(features),
+                "stitched": lambda: self._runner.stitched(features),
+            }[part]()
+            made[part] = to_volume(
+                self.model, dataclasses.replace(request, part=part, slab_start=slab_start), tensor[0]
+            )
+        return made
+
+    def latent(self, request: SampleRequest) -> torch.Tensor:
+        """The effective latent (1, latent_dim) of a request, truncation applied."""
+        return request.z(self.model.card.config.latent_dim)
+
+    def _features_for(self, request: SampleRequest) -> torch.Tensor:
+        z = self.latent(request)
+        key = z.numpy().tobytes() + repr(request.label).encode()
+        if key != self._key:
+            labels = None if request.label is None else torch.tensor([request.label])
+            device = self.model.device
+            self._features = self._runner.features(z.to(device), None if labels is None else labels.to(device))
+            self._key = key
+        return self._features
