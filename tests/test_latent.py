@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine.errors import ConfigError
-from engine.latent import lerp, parse_seeds, seed_to_z, seeds_to_z, slerp, truncate
+from engine.latent import lerp, parse_seeds, path_point, path_points, seed_to_z, seeds_to_z, slerp, truncate
 
 
 def test_seed_to_z_follows_the_contract():
@@ -51,3 +51,21 @@ def test_interpolation_endpoints_and_norms():
     typical = (a.norm() + b.norm()) / 2
     assert abs(slerp(a, b, 0.5).norm() - typical) < 1e-3 * typical
     assert lerp(a, b, 0.5).norm() < 0.8 * typical
+
+
+def test_a_keyframe_path_passes_through_every_keyframe_in_equal_segments():
+    keys = [seed_to_z(s, 64) for s in (1, 2, 3)]
+    for method, interpolate in (("lerp", lerp), ("slerp", slerp)):
+        assert torch.equal(path_point(keys, 0.0, method), keys[0])
+        assert torch.equal(path_point(keys, 0.5, method), keys[1])
+        assert torch.equal(path_point(keys, 1.0, method), keys[2])
+        assert torch.allclose(path_point(keys, 0.25, method), interpolate(keys[0], keys[1], 0.5))
+        assert torch.allclose(path_point(keys, 0.875, method), interpolate(keys[1], keys[2], 0.75))
+    frames = path_points(keys, 5, "slerp")
+    assert len(frames) == 5 and torch.equal(frames[2], keys[1]) and torch.equal(frames[-1], keys[2])
+
+
+@pytest.mark.parametrize("keys, t, method", [(1, 0.5, "slerp"), (2, 1.5, "slerp"), (2, 0.5, "cubic")])
+def test_bad_paths_are_refused(keys, t, method):
+    with pytest.raises(ConfigError):
+        path_point([seed_to_z(s, 8) for s in range(keys)], t, method)
