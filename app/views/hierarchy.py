@@ -64,6 +64,10 @@ class HierarchyView(QWidget):
         splitter.addWidget(self.anchor)
         splitter.addWidget(slab_column)
         splitter.addWidget(self.full)
+        for index in range(3):
+            splitter.setStretchFactor(index, 1)
+        splitter.setSizes([1000, 1000, 1000])  # equal thirds, whatever the panes' contents ask for
+        self.splitter = splitter
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.warning)
