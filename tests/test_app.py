@@ -1,4 +1,4 @@
-"""The desktop app under Xvfb: the hierarchy view renders, follows seed, slab, crosshair and window, and never crashes."""
+"""The app under Xvfb: the hierarchy view renders, follows seed, slab, crosshair and window, never crashes."""
 
 from __future__ import annotations
 
