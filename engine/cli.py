@@ -122,10 +122,11 @@ def _command_modules():
     """Commands that live beside their code (training, data, metrics)."""
     from .data.phantoms import register as phantoms
     from .data.preprocess import register as preprocess
+    from .encode import register as encode
     from .metrics.evaluate import register as evaluate
     from .training.cli import register as train
 
-    return [train, preprocess, phantoms, evaluate]
+    return [train, preprocess, phantoms, evaluate, encode]
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:

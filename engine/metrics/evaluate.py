@@ -19,6 +19,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,7 @@ from .ssim import ms_ssim3d
 CACHE_VERSION = 1
 HISTOGRAM_BINS = 512
 TISSUE_KEYS = (*CT_TISSUE_BINS, "other", "total")
+ProgressCallback = Callable[[int, int, str], None]  # (done, total, what); may raise to stop the evaluation
 
 
 @dataclass
@@ -156,9 +158,14 @@ class SetStatistics:
         self.features = [features] if features.shape[1] else []
 
 
-def evaluate(settings: EvaluationSettings) -> dict:
-    """Run an evaluation and return the report (a JSON-ready dict)."""
+def evaluate(settings: EvaluationSettings, progress: ProgressCallback | None = None) -> dict:
+    """Run an evaluation and return the report (a JSON-ready dict).
+
+    ``progress(done, total, what)`` is called before each volume of every stage (real set,
+    generation, reconstruction); an exception it raises (a cancel, say) ends the evaluation.
+    """
     settings.check()
+    tick = progress or (lambda done, total, what: None)
     started = time.perf_counter()
     timings: dict[str, float] = {}
     real_set = find_real_set(settings.real)
@@ -176,15 +183,15 @@ def evaluate(settings: EvaluationSettings) -> dict:
 
     mark = time.perf_counter()
     real, cache = new_stats(), _cache_path(settings, real_set, model, extractor)
-    cache_hit = _real_statistics(real, real_set, extractor, cache, settings, model, device)
+    cache_hit = _real_statistics(real, real_set, extractor, cache, settings, model, device, tick)
     timings["real_set"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    fake, paired_full, paired_stitched = _generate(model, settings, extractor, new_stats)
+    fake, paired_full, paired_stitched = _generate(model, settings, extractor, new_stats, tick)
     timings["generation"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    reconstruction = _reconstruction(model, real_set, settings, device)
+    reconstruction = _reconstruction(model, real_set, settings, device, tick)
     timings["reconstruction"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -219,19 +226,20 @@ def evaluate(settings: EvaluationSettings) -> dict:
     }
 
 
-def _real_statistics(stats, real_set, extractor, cache, settings, model, device) -> bool:
+def _real_statistics(stats, real_set, extractor, cache, settings, model, device, tick) -> bool:
     """Fill ``stats`` from the cache (returns True) or from the real files (then writes the cache)."""
     if cache is not None and _read_cache(cache, stats):
         return True
     progress = tqdm(range(len(real_set)), desc="real set", unit="vol", file=sys.stderr, disable=not settings.progress)
     for index in progress:
+        tick(index, len(real_set), f"real set {index + 1}/{len(real_set)}")
         stats.add(real_set.load(index, model.config.resolution, model.card.intensity).to(device), extractor)
     if cache is not None:
         _write_cache(cache, stats)
     return False
 
 
-def _generate(model: HAGANModel, settings: EvaluationSettings, extractor: ExtractorInfo, new_stats):
+def _generate(model: HAGANModel, settings: EvaluationSettings, extractor: ExtractorInfo, new_stats, tick):
     """Generated samples (full volumes) into statistics; full and stitched seam scores of the first latents."""
     stats = new_stats()
     config = model.config
@@ -243,6 +251,7 @@ def _generate(model: HAGANModel, settings: EvaluationSettings, extractor: Extrac
     seeds = list(range(settings.seed_start, settings.seed_start + count))
     progress = tqdm(total=count, desc="generating", unit="vol", file=sys.stderr, disable=not settings.progress)
     for first in range(0, count, batch):
+        tick(first, count, f"generating {first + 1}/{count}")
         chunk = seeds[first : first + batch]
         z = seeds_to_z(chunk, config.latent_dim, model.device)
         labels = torch.tensor(chunk, device=model.device) % config.num_class if config.num_class else None
@@ -260,7 +269,7 @@ def _generate(model: HAGANModel, settings: EvaluationSettings, extractor: Extrac
     return stats, full_scores, stitched_scores
 
 
-def _reconstruction(model: HAGANModel, real_set: RealSet, settings: EvaluationSettings, device) -> dict | None:
+def _reconstruction(model: HAGANModel, real_set: RealSet, settings: EvaluationSettings, device, tick) -> dict | None:
     """PSNR, SSIM and NMSE of encode -> generate for the first real volumes (models with encoders)."""
     count = min(settings.reconstructions, len(real_set))
     if not model.has_encoders or count == 0 or model.config.num_class:
@@ -268,6 +277,7 @@ def _reconstruction(model: HAGANModel, real_set: RealSet, settings: EvaluationSe
     runner = FastGenerator(model.generator)
     values: dict[str, list[float]] = {"psnr": [], "ssim": [], "nmse": []}
     for index in tqdm(range(count), desc="reconstruction", unit="vol", file=sys.stderr, disable=not settings.progress):
+        tick(index, count, f"reconstruction {index + 1}/{count}")
         volume = real_set.load(index, model.config.resolution, model.card.intensity).to(device)
         with torch.inference_mode():
             rebuilt = runner.full(runner.features(model.encode(volume)))
