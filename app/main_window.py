@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -39,7 +39,9 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.interactive = interactive  # False: errors are only signalled (screenshots, scripts)
         self.setWindowTitle(TITLE)
-        self.resize(1400, 900)
+        screen = QGuiApplication.primaryScreen()
+        available = screen.availableGeometry() if screen else None
+        self.resize(*(int(v * 0.95) for v in (available.width(), available.height())) if available else (1400, 900))
         self.state = AppState(self)
         self.jobs = JobRunner(self)
         self.generation = GenerationController(self.state, self.jobs, self)
@@ -55,17 +57,35 @@ class MainWindow(QMainWindow):
         self.generation.model_failed.connect(self.report_error)
         self.generation.generation_failed.connect(self.report_error)
         self.state.model_changed.connect(self._on_model_changed)
-        self._restore_layout()
+        self._layout_restored = self._restore_layout()
 
     # -- panels -------------------------------------------------------------------------------
 
     def _add_panels(self) -> None:
         """Every dock panel, in the order they appear; each lives in its own file under app/panels."""
+        from .panels.interpolation_panel import InterpolationPanel
         from .panels.latent_panel import LatentPanel
+        from .panels.model_panel import ModelPanel
         from .panels.view_panel import ViewPanel
 
+        self.add_panel("model", ModelPanel(self.context), "Model", LEFT)
         self.add_panel("latent", LatentPanel(self.context), "Latent", LEFT)
+        self.add_panel("interpolation", InterpolationPanel(self.context), "Interpolation", LEFT, tab_with="latent")
         self.add_panel("view", ViewPanel(self.context), "Viewing", RIGHT)
+
+        def open_train() -> None:
+            from .panels.train_dialog import open_train_dialog  # a dialog made on first use (loads pyqtgraph)
+
+            open_train_dialog(self)
+
+        self.tools_menu.addAction("&Train model…").triggered.connect(open_train)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not self._layout_restored:  # first start: narrow side columns, the panes get the width
+            self._layout_restored = True
+            docks = list(self.docks.values())
+            self.resizeDocks(docks, [280] * len(docks), Qt.Orientation.Horizontal)
 
     def add_panel(
         self, name: str, widget: QWidget, title: str, area: Qt.DockWidgetArea, tab_with: str | None = None
@@ -109,7 +129,9 @@ class MainWindow(QMainWindow):
         down.triggered.connect(lambda: self.hierarchy.step_slice(-1))
         for action in (reset, up, down):
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        self.view_menu.addActions([reset, up, down])
+        stacked = QAction("Stack the three panes &vertically", self, checkable=True)
+        stacked.toggled.connect(lambda on: self.state.set_layout("stacked" if on else "side by side"))
+        self.view_menu.addActions([reset, up, down, stacked])
         self.view_menu.addSeparator()
 
         keys = QAction("&Keyboard and mouse", self)
@@ -222,13 +244,13 @@ class MainWindow(QMainWindow):
 
     # -- layout memory ---------------------------------------------------------------------------
 
-    def _restore_layout(self) -> None:
+    def _restore_layout(self) -> bool:
+        """The window's size, place and docks as the user left them; False on a first start."""
         store = settings()
         geometry, layout = store.value("window/geometry"), store.value("window/state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
-        if isinstance(layout, QByteArray):
-            self.restoreState(layout)
+        return isinstance(layout, QByteArray) and self.restoreState(layout)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         store = settings()

@@ -18,6 +18,7 @@ from engine.volume import Volume
 from .render.window_level import WindowLevel
 
 RENDER_MODES = ("volume", "isosurface", "mip")
+LAYOUTS = ("side by side", "stacked")  # the hierarchy's three panes in a row or in a column
 PREVIEW, FULL = "preview", "full"  # preview: anchor only, while a slider moves; full: every part
 
 
@@ -78,6 +79,7 @@ class AppState(QObject):
     slab_changed = Signal(int)  # first voxel of the slab along k (a multiple of 4)
     render_mode_changed = Signal(str)  # one of RENDER_MODES
     volumes_changed = Signal(object)  # dict part -> Volume (anchor, slab, full; what the views show)
+    layout_changed = Signal(str)  # one of LAYOUTS
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -92,6 +94,7 @@ class AppState(QObject):
         self.volume_preset = 0  # index into the volume-rendering presets of the model's modality
         self.iso_value: float | None = None  # None: the preset's default level
         self.volumes: dict[str, Volume] = {}
+        self.layout = LAYOUTS[0]
 
     def set_model(self, model: LoadedModel | None) -> None:
         """A new model: volumes of the old one are dropped and the slab goes back to the middle."""
@@ -137,6 +140,13 @@ class AppState(QObject):
         if new != (self.render_mode, self.volume_preset, self.iso_value):
             self.render_mode, self.volume_preset, self.iso_value = new
             self.render_mode_changed.emit(mode)
+
+    def set_layout(self, layout: str) -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout '{layout}'; choose one of {', '.join(LAYOUTS)}")
+        if layout != self.layout:
+            self.layout = layout
+            self.layout_changed.emit(layout)
 
     def set_volumes(self, volumes: dict[str, Volume]) -> None:
         """Parts replace the ones of the same name; the others stay (a slab move keeps the full volume)."""

@@ -85,6 +85,7 @@ class HierarchyView(QWidget):
         state.crosshair_changed.connect(self._on_crosshair)
         state.slab_changed.connect(self._on_slab)
         state.render_mode_changed.connect(self._on_render_mode)
+        state.layout_changed.connect(self._on_layout)
         self._on_model(None)
 
     # -- state -> panes ------------------------------------------------------------------------------
@@ -155,6 +156,11 @@ class HierarchyView(QWidget):
     def _on_render_mode(self, mode: str) -> None:
         for pane in self.panes.values():
             pane.set_render_mode(mode, self.state.volume_preset, self.state.iso_value)
+
+    def _on_layout(self, layout: str) -> None:
+        stacked = layout == "stacked"
+        self.splitter.setOrientation(Qt.Orientation.Vertical if stacked else Qt.Orientation.Horizontal)
+        self.splitter.setSizes([1000, 1000, 1000])
 
     def slab_bounds(self) -> tuple | None:
         """The slab's extent in mm (voxel edges), from the model card's geometry."""

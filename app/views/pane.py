@@ -16,7 +16,7 @@ from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from engine.volume import Volume
 
 from ..render.scene3d import add_3d, isosurface_value, rendering_grid, volume_presets
-from ..render.slices import BACKGROUND, SYNTHETIC_LABEL, Grid, box_lines, crosshair_lines
+from ..render.slices import BACKGROUND, SYNTHETIC_LABEL, Grid, box_lines, crosshair_lines, plane_lines
 from ..render.window_level import WindowLevel
 
 # view name -> (subplot row, column, slice axis or None for 3D)
@@ -33,6 +33,7 @@ LETTERS = {  # view -> (left, right, top, bottom)
     "sagittal": ("A", "P", "S", "I"),
 }
 CROSSHAIR_COLOR, BOX_COLORS = "#40c8ff", {"slab": "#ffb020", "boundaries": "#ff4060"}  # six-digit hex only
+ARRANGEMENTS = ((2, 2), (1, 4), (4, 1))  # rows x columns of the four views
 DRAG_THRESHOLD = 3  # pixels before a press becomes a window/level drag
 
 
@@ -87,12 +88,15 @@ class VolumePane(QWidget):
         self.modality = ""
         self.boxes: dict[str, tuple] = {}
         self.show_3d = True
+        self.cmap = "gray"  # slice colormap; difference maps use a diverging one, centred by the window
+        self.planes: dict[str, tuple[int, tuple[float, ...]]] = {}  # name -> (normal axis, positions in mm)
         self._slices: dict[str, tuple] = {}  # view -> (slice grid, actor)
         self._crosshairs: list = []  # one line mesh per view (each renderer needs its own actor)
         self._box_meshes: dict[str, list] = {}
         self._actors_3d: list = []
         self._press: tuple[str, int, int] | None = None
         self._dragging = False
+        self.arrangement = (2, 2)
         self._install_style()
         self.show_message("No volume yet")
 
@@ -118,6 +122,7 @@ class VolumePane(QWidget):
         if window is not None:
             self.window = window
         self.stack.setCurrentWidget(self.plotter)
+        self.arrange()
         if same_geometry and self._slices:
             for view, (slice_grid, actor) in self._slices.items():
                 axis = VIEWS[view][2]
@@ -177,6 +182,24 @@ class VolumePane(QWidget):
         meshes = self._box_meshes.get(name)
         return tuple(meshes[0].bounds) if meshes else None
 
+    def set_planes(self, name: str, axis: int, positions_mm=None) -> None:
+        """Draw (or with None remove) named planes normal to ``axis`` at mm positions, e.g. slab boundaries."""
+        if positions_mm is None or len(positions_mm) == 0:
+            self.planes.pop(name, None)
+        else:
+            self.planes[name] = (int(axis), tuple(float(v) for v in positions_mm))
+        if self.grid is not None:
+            self._build_scene()
+            self.render()
+
+    def set_colormap(self, cmap: str) -> None:
+        """The slices' colormap (a matplotlib name); the window sets its range, e.g. centred on 0."""
+        if cmap != self.cmap:
+            self.cmap = cmap
+            if self.grid is not None:
+                self._build_scene()
+                self.render()
+
     def set_render_mode(self, mode: str, preset: int | None = None, iso_value: float | None = None) -> None:
         self.render_mode = mode
         if preset is not None:
@@ -209,7 +232,7 @@ class VolumePane(QWidget):
                 actor = p.add_mesh(
                     slice_grid,
                     scalars="intensity",
-                    cmap="gray",
+                    cmap=self.cmap,
                     clim=(self.window.low, self.window.high),
                     lighting=False,  # grey values must be the window's, not shaded
                     show_scalar_bar=False,
@@ -228,6 +251,10 @@ class VolumePane(QWidget):
                 box = box_lines(bounds)
                 p.add_mesh(box, color=BOX_COLORS.get(name, "white"), line_width=2, reset_camera=False, name=name)
                 self._box_meshes.setdefault(name, []).append(box)
+            for name, (axis, positions) in self.planes.items():
+                planes = plane_lines(grid.bounds, grid.spacing, axis, positions)
+                color = BOX_COLORS.get(name, "white")
+                p.add_mesh(planes, color=color, line_width=1, reset_camera=False, name=f"planes-{name}")
             p.add_text(SYNTHETIC_LABEL, position="upper_right", color="#ff5050", font_size=8, name="synthetic")
         self._actors_3d = []  # cleared with the renderer above
         self._rebuild_3d()
@@ -260,7 +287,7 @@ class VolumePane(QWidget):
             if axis is None:
                 self.plotter.view_isometric()
                 self.plotter.reset_camera(bounds=self.grid.bounds)
-                self.plotter.renderer.camera.zoom(1.4)
+                self.plotter.renderer.camera.zoom(1.1)
                 continue
             direction, up = (np.array(v, dtype=float) for v in CAMERA[view])
             camera.focal_point = centre
@@ -367,6 +394,27 @@ class VolumePane(QWidget):
             self.camera_moved.emit()
             return
         self.slice_stepped.emit(VIEWS[view][2], step)
+
+    # -- layout --------------------------------------------------------------------------------------
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.arrange()
+
+    def arrange(self) -> None:
+        """Place the four views as 2x2, one row or one column, whichever keeps them closest to square."""
+        width, height = max(1, self.stack.width()), max(1, self.stack.height())  # the plotter may be hidden
+        rows, columns = min(ARRANGEMENTS, key=lambda rc: abs(np.log((width / rc[1]) / (height / rc[0]))))
+        if (rows, columns) == self.arrangement:
+            return
+        self.arrangement = (rows, columns)
+        for number, view in enumerate(VIEWS):
+            row, column = divmod(number, columns)
+            x0, y1 = column / columns, 1 - row / rows
+            self.plotter.renderers[view_index(view)].SetViewport(x0, y1 - 1 / rows, x0 + 1 / columns, y1)
+        if self.grid is not None:
+            self.reset_cameras()
+        self.render()
 
     # -- cameras shared between panes -------------------------------------------------------------
 
