@@ -39,7 +39,7 @@ class GenerationController(QObject):
         state.model_changed.connect(self._on_model)
         state.latent_changed.connect(self._on_latent)
         state.truncation_changed.connect(lambda _value: self._request(self._all_parts()))
-        state.slab_changed.connect(lambda _start: self._request({"slab"}))
+        state.slab_changed.connect(self._on_slab)
 
     def open(self, path: str | os.PathLike, resolution: int | None = None, device: str | None = None) -> None:
         """Load a model file on the inference thread; the state changes when it is ready."""
@@ -67,6 +67,10 @@ class GenerationController(QObject):
 
     def _on_latent(self, latent: Latent, quality: str) -> None:
         self._request(self._all_parts() if quality == FULL else {"anchor"})
+
+    def _on_slab(self, _start: int) -> None:
+        # after a volume from a file, the model's parts are gone: a slab move brings them all back
+        self._request({"slab"} if "anchor" in self.state.volumes else self._all_parts())
 
     def _all_parts(self) -> set[str]:
         model = self.state.model

@@ -148,9 +148,10 @@ class AppState(QObject):
             self.layout = layout
             self.layout_changed.emit(layout)
 
-    def set_volumes(self, volumes: dict[str, Volume]) -> None:
-        """Parts replace the ones of the same name; the others stay (a slab move keeps the full volume)."""
-        self.volumes = {**self.volumes, **volumes}
+    def set_volumes(self, volumes: dict[str, Volume], replace: bool = False) -> None:
+        """Parts replace the ones of the same name and the others stay (a slab move keeps the full
+        volume), unless ``replace``: then only these parts are shown (a volume opened from a file)."""
+        self.volumes = dict(volumes) if replace else {**self.volumes, **volumes}
         self.volumes_changed.emit(dict(self.volumes))
 
     def _slab_in_range(self, start: int) -> int:

@@ -196,3 +196,32 @@ def test_screenshot_with_bad_model_exits_with_cause(tmp_path):
     result = run_main("--model", str(tmp_path / "missing.safetensors"), "--screenshot", str(out), home=tmp_path)
     assert result.returncode != 0 and not out.exists()
     assert "missing.safetensors" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_open_a_nifti_export_it_and_reimport_the_same_array(main_window, qtbot, tmp_path):
+    from app.volume_files import export_volume, open_volume
+    from engine.nifti import load_nifti, save_nifti
+
+    rng = np.random.default_rng(0)
+    affine = np.diag([1.5, 1.5, 2.0, 1.0])
+    affine[:3, 3] = (-20.0, -20.0, -30.0)
+    scan = Volume(rng.normal(0, 300, (24, 24, 16)).astype(np.float32), affine, CT_WINDOW, {"synthetic": False})
+    source = save_nifti(scan, tmp_path / "scan.nii.gz", "a test scan")
+    wait_for_parts(main_window, qtbot, lambda: open_volume(main_window.context, source))
+    hierarchy = main_window.hierarchy
+    assert frame(hierarchy.full).std() > 1 and hierarchy.full.volume.array.shape == (24, 24, 16)
+    assert "not part of a volume opened from a file" in hierarchy.anchor.message.text()
+    assert hierarchy.full.stack.currentWidget() is hierarchy.full.plotter
+    out = tmp_path / "exported.nii.gz"
+    export_volume(main_window.context, "full", out)
+    qtbot.waitUntil(lambda: out.exists() and not main_window.jobs.busy(), timeout=WAIT_MS)
+    again = load_nifti(out)
+    assert np.array_equal(again.array, scan.array) and np.allclose(again.affine, affine)
+    assert not main_window.dialogs
+
+
+def test_export_without_a_volume_explains_why(main_window, tmp_path):
+    from app.volume_files import export_volume
+
+    export_volume(main_window.context, "slab", tmp_path / "x.nii.gz")
+    assert main_window.dialogs == ["there is no slab volume to export yet"]

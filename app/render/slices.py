@@ -9,7 +9,8 @@ import pyvista as pv
 
 from engine.volume import Volume
 
-SYNTHETIC_LABEL = "SYNTHETIC"
+SYNTHETIC_LABEL = "SYNTHETIC"  # on every view of a generated volume (provenance says synthetic)
+FILE_LABEL = "FROM FILE"  # a volume read from disk whose sidecar does not say it is synthetic
 BACKGROUND = "#1e1e24"
 AXES = ("sagittal", "coronal", "axial")  # slice normal along i (R), j (A), k (S)
 
@@ -87,6 +88,22 @@ def box_lines(bounds) -> pv.PolyData:
     return pv.Box(bounds=bounds).extract_feature_edges(
         boundary_edges=False, feature_edges=True, manifold_edges=False, non_manifold_edges=False
     )
+
+
+def plane_lines(bounds, spacing, axis: int, positions_mm) -> pv.PolyData:
+    """Outlines of planes normal to ``axis`` at mm positions, spanning the voxels' extent (bounds of centres)."""
+    half = np.asarray(spacing, dtype=float) / 2
+    low, high = np.asarray(bounds[0::2], dtype=float) - half, np.asarray(bounds[1::2], dtype=float) + half
+    u, v = (a for a in range(3) if a != axis)
+    points, lines = [], []
+    for position in positions_mm:
+        first = len(points)
+        for cu, cv in ((low[u], low[v]), (high[u], low[v]), (high[u], high[v]), (low[u], high[v])):
+            point = np.empty(3)
+            point[axis], point[u], point[v] = position, cu, cv
+            points.append(point)
+        lines += [5, first, first + 1, first + 2, first + 3, first]
+    return pv.PolyData(np.array(points), lines=np.array(lines))
 
 
 def crosshair_lines(position_mm, bounds) -> pv.PolyData:

@@ -122,6 +122,11 @@ class HierarchyView(QWidget):
         shown = set()
         for part, pane in self.panes.items():
             volume = volumes.get(part)
+            if volume is None and "full" in volumes and "anchor" not in volumes and "slab" not in volumes:
+                hierarchical = self.state.model is None or self.state.model.hierarchical
+                if hierarchical or part == "full":  # (a one-piece model's panes say so already)
+                    pane.show_message(f"{TITLES[part]}: not part of a volume opened from a file")
+                continue
             if volume is None or (pane.volume is volume):
                 continue
             pane.crosshair = self.state.crosshair

@@ -16,7 +16,7 @@ from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from engine.volume import Volume
 
 from ..render.scene3d import add_3d, isosurface_value, rendering_grid, volume_presets
-from ..render.slices import BACKGROUND, SYNTHETIC_LABEL, Grid, box_lines, crosshair_lines, plane_lines
+from ..render.slices import BACKGROUND, FILE_LABEL, SYNTHETIC_LABEL, Grid, box_lines, crosshair_lines, plane_lines
 from ..render.window_level import WindowLevel
 
 # view name -> (subplot row, column, slice axis or None for 3D)
@@ -94,6 +94,7 @@ class VolumePane(QWidget):
         self._crosshairs: list = []  # one line mesh per view (each renderer needs its own actor)
         self._box_meshes: dict[str, list] = {}
         self._actors_3d: list = []
+        self._label_synthetic: bool | None = None  # which label the scene carries
         self._press: tuple[str, int, int] | None = None
         self._dragging = False
         self.arrangement = (2, 2)
@@ -123,7 +124,8 @@ class VolumePane(QWidget):
             self.window = window
         self.stack.setCurrentWidget(self.plotter)
         self.arrange()
-        if same_geometry and self._slices:
+        labelled = self._label_synthetic == bool(volume.provenance.get("synthetic", False))
+        if same_geometry and self._slices and labelled:
             for view, (slice_grid, actor) in self._slices.items():
                 axis = VIEWS[view][2]
                 grid.update_slice(slice_grid, axis, int(grid.index(self.crosshair)[axis]))
@@ -255,8 +257,11 @@ class VolumePane(QWidget):
                 planes = plane_lines(grid.bounds, grid.spacing, axis, positions)
                 color = BOX_COLORS.get(name, "white")
                 p.add_mesh(planes, color=color, line_width=1, reset_camera=False, name=f"planes-{name}")
-            p.add_text(SYNTHETIC_LABEL, position="upper_right", color="#ff5050", font_size=8, name="synthetic")
+            synthetic = bool(self.volume.provenance.get("synthetic", False))
+            label, color = (SYNTHETIC_LABEL, "#ff5050") if synthetic else (FILE_LABEL, "#50d050")
+            p.add_text(label, position="upper_right", color=color, font_size=8, name="synthetic")
         self._actors_3d = []  # cleared with the renderer above
+        self._label_synthetic = bool(self.volume.provenance.get("synthetic", False))
         self._rebuild_3d()
 
     def _rebuild_3d(self) -> None:
