@@ -9,16 +9,22 @@ from dataclasses import dataclass, field
 from . import __version__
 from .errors import CheckpointError
 from .models.hagan import HAGANConfig
+from .models.split_shuffle import SplitShuffleConfig
 from .volume import IntensityMapping
 
 CT_WINDOW = IntensityMapping(-1024.0, 600.0, "HU")  # the HA-GAN reference CT window
+CONFIG_CLASSES = {"ha-gan": HAGANConfig, "split-shuffle": SplitShuffleConfig}  # family -> its config
 
 
 @dataclass
 class ModelCard:
-    """Settings needed to rebuild and interpret a model, plus where it came from."""
+    """Settings needed to rebuild and interpret a model, plus where it came from.
 
-    config: HAGANConfig
+    ``config`` is the family's configuration (``CONFIG_CLASSES[family]``); its fields are stored
+    at the card's top level.
+    """
+
+    config: HAGANConfig | SplitShuffleConfig
     family: str = "ha-gan"
     name: str = ""
     modality: str = "unknown"  # "ct", "mri" or "unknown"
@@ -32,6 +38,10 @@ class ModelCard:
     content_hash: str = ""
     engine_version: str = __version__
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+    def __post_init__(self) -> None:
+        # the family follows from the config, so the two can never disagree
+        self.family = next(name for name, kind in CONFIG_CLASSES.items() if isinstance(self.config, kind))
 
     def to_dict(self) -> dict:
         return {
@@ -57,11 +67,11 @@ class ModelCard:
     @classmethod
     def from_dict(cls, values: dict) -> ModelCard:
         try:
-            if values.get("family", "ha-gan") != "ha-gan":
-                raise CheckpointError(f"model family '{values['family']}' is not supported by this engine")
+            family = values.get("family", "ha-gan")
+            if family not in CONFIG_CLASSES:
+                raise CheckpointError(f"model family '{family}' is not supported by this engine")
             return cls(
-                config=HAGANConfig.from_dict(values),
-                family=values.get("family", "ha-gan"),
+                config=CONFIG_CLASSES[family].from_dict(values),
                 name=values.get("name", ""),
                 modality=values.get("modality", "unknown"),
                 intensity=IntensityMapping.from_dict(values.get("intensity", {"low": -1, "high": 1})),

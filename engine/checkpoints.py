@@ -2,7 +2,9 @@
 
 Our format: the tensors of every network present, prefixed ``G.``, ``E.``, ``Sub_E.`` (and
 ``D.`` when asked for), with the JSON model card in the safetensors metadata under
-``model_card``. The card's ``content_hash`` is a SHA-256 of the tensors, checked on load.
+``model_card``. The card's ``content_hash`` is a SHA-256 of the tensors, checked on load. The
+card's ``family`` says which model class the file becomes: ``HAGANModel`` ("ha-gan") or
+``SplitShuffleModel`` ("split-shuffle", networks G and D).
 
 Official files (``G_iterN.pth``, ``E_iterN.pth``, ``Sub_E_iterN.pth``, ``D_iterN.pth``) hold either
 ``{'model': state_dict, 'optimizer': ...}`` with ``module.``-prefixed keys or a bare state dict.
@@ -24,7 +26,7 @@ from safetensors.torch import save_file
 from .atomic import atomic_write
 from .card import CT_WINDOW, ModelCard, default_spacing
 from .errors import CheckpointError
-from .model import HAGANModel
+from .model import MODEL_CLASSES, AnyModel, HAGANModel
 from .models.hagan import HAGANConfig
 from .volume import IntensityMapping
 
@@ -37,7 +39,7 @@ _PICKLE_MAGIC = b"\x80"  # legacy (pre-1.6) torch.save files start with a binary
 # -- our format ------------------------------------------------------------------------------
 
 
-def save_model(model: HAGANModel, path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> Path:
+def save_model(model: AnyModel, path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> Path:
     """Write every network of ``model`` and its card to one ``.safetensors`` file, atomically."""
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -74,11 +76,11 @@ def load_model(
     resolution: int | None = None,
     device: torch.device | str = "cpu",
     parts: tuple[str, ...] = ("G", "E", "Sub_E"),
-) -> HAGANModel:
-    """Load our ``.safetensors`` file, or official HA-GAN files (a file or their folder).
+) -> AnyModel:
+    """Load our ``.safetensors`` file (either family), or official HA-GAN files (a file or their folder).
 
     ``parts`` names the networks wanted; the generator is required, the others are loaded when
-    the file has them. Official files need ``resolution`` (128 or 256).
+    the file has them. Official files need ``resolution`` (128 or 256); our files record it.
     """
     path = _existing(path)
     if path.is_file() and path.suffix == ".safetensors":
@@ -90,7 +92,7 @@ def load_model(
     return model.to(device).eval()
 
 
-def _load_ours(path: Path, parts: tuple[str, ...]) -> HAGANModel:
+def _load_ours(path: Path, parts: tuple[str, ...]) -> AnyModel:
     card = read_model_card(path)
     try:
         with safe_open(str(path), "pt") as handle:
@@ -102,10 +104,11 @@ def _load_ours(path: Path, parts: tuple[str, ...]) -> HAGANModel:
     present = {key.split(".", 1)[0] for key in tensors}
     if "G" not in present:
         raise CheckpointError(f"{path}: the file holds no generator (G.* tensors)")
-    model = HAGANModel.build(card, tuple(p for p in parts if p in present), empty=True)
+    model = MODEL_CLASSES[card.family].build(card, tuple(p for p in parts if p in present), empty=True)
+    what = f"{card.config.resolution}^{getattr(card.config, 'dims', 3)} {card.family}"
     for prefix, net in model.networks().items():
         state = {k[len(prefix) + 1 :]: v.float() for k, v in tensors.items() if k.startswith(prefix + ".")}
-        load_checked(net, state, f"{path}", f"{card.config.resolution}^3 {prefix}")
+        load_checked(net, state, f"{path}", f"{what} {prefix}")
     return model
 
 

@@ -5,6 +5,10 @@ straightforward forward pass, but with sub-pixel convolutions instead of upsampl
 and GroupNorm statistics accumulated in chunks (see ``engine.subpixel``). The output equals the
 straightforward pass to float32 rounding (no tiling, no seams) at a fraction of the time and
 memory. ``reference=True`` runs the straightforward pass for comparison.
+
+Split&Shuffle-GAN models (``model.hierarchical`` False) have one part, the full volume, made by
+their generator's own forward pass; HA-GAN models with Split&Shuffle blocks also run the
+straightforward pass (``FastGenerator`` falls back to it).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import torch.nn.functional as F
 
 from .errors import ConfigError
 from .latent import lerp, seed_to_z, slerp, truncate
-from .model import HAGANModel
+from .model import AnyModel, SplitShuffleModel
 from .models.hagan import Generator
 from .subpixel import conv3d_chunked, group_norm_relu_, phase_kernels, upsample_conv3d
 from .volume import RAW, Volume, generated_affine
@@ -32,6 +36,10 @@ class FastGenerator:
 
     ``budget_mb`` bounds the temporaries of each convolution (the chunk thickness along D is
     chosen from it); ``chunk_rows`` fixes that thickness instead. The result depends on neither.
+
+    The sub-pixel kernels need dense 3x3x3 convolutions: for a generator with Split&Shuffle
+    blocks (``config.blocks`` not "dense") every method simply runs the generator's own
+    straightforward forward pass, in float32.
     """
 
     def __init__(
@@ -41,13 +49,8 @@ class FastGenerator:
         precision: str = "fp32",
         chunk_rows: int | None = None,
     ):
-        if precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
-        device = next(generator.parameters()).device
-        if precision != "fp32" and device.type == "cpu":
-            raise ConfigError(f"{precision} is for GPUs; use fp32 on the CPU")
-        if budget_mb <= 0:
-            raise ConfigError(f"memory budget must be positive, got {budget_mb} MB")
+        check_options(budget_mb, precision, next(generator.parameters()).device)
+        self.subpixel = generator.config.blocks == "dense"
         self.generator = generator
         self.config = generator.config
         self.budget = int(budget_mb * (1 << 20))
@@ -58,6 +61,8 @@ class FastGenerator:
     @torch.inference_mode()
     def features(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         g = self.generator
+        if not self.subpixel:
+            return g.features(z, labels)
         x = g.fc1(g.latent_input(z, labels)).view(z.shape[0], 16 * self.config.g_width, 4, 4, 4).to(self.dtype)
         for i in range(1, 6):
             x = self._conv(f"tp_conv{i}", x)
@@ -72,6 +77,8 @@ class FastGenerator:
     @torch.inference_mode()
     def high_res(self, features: torch.Tensor) -> torch.Tensor:
         g = self.generator
+        if not self.subpixel:
+            return g.high_res(features.float())
         # G^H's intermediate (g channels at S/2) is made with a zero border, so the last
         # convolution reads it in place; the 1-channel S^3 output is the only full-size tensor.
         x = upsample_conv3d(
@@ -112,8 +119,36 @@ class FastGenerator:
         group_norm_relu_(x, norm.num_groups, norm.weight, norm.bias, norm.eps, self.rows or 16, bordered)
 
 
+def check_options(budget_mb: float, precision: str, device: torch.device) -> None:
+    """Refuse generation settings that cannot work, before any work."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+    if precision != "fp32" and device.type == "cpu":
+        raise ConfigError(f"{precision} is for GPUs; use fp32 on the CPU")
+    if budget_mb <= 0:
+        raise ConfigError(f"memory budget must be positive, got {budget_mb} MB")
+
+
+def check_part(model: AnyModel, part: str) -> None:
+    """Refuse a part the model cannot make: unknown parts, hierarchy parts of one-piece models, 2D models."""
+    if part not in PARTS:
+        raise ConfigError(f"unknown part '{part}'; choose one of {', '.join(PARTS)}")
+    if model.hierarchical:
+        return
+    if part != "full":
+        raise ConfigError(
+            f"split-shuffle models have no anchor or slabs: their generator makes the whole volume at once "
+            f"(part 'full'), not '{part}'"
+        )
+    if model.config.dims == 2:
+        raise ConfigError(
+            f"'{model.card.name or 'this model'}' is a 2D slice model (split-shuffle stage 2d): it makes single "
+            "slices, not volumes; inflate it into a 3D model with engine train --stage 3d --init-from"
+        )
+
+
 def generate_part(
-    model: HAGANModel,
+    model: AnyModel,
     z: torch.Tensor,
     part: str = "full",
     slab_start: int = 0,
@@ -123,8 +158,9 @@ def generate_part(
     precision: str = "fp32",
 ) -> torch.Tensor:
     """Latents (N, latent_dim) -> one part of the hierarchy, (N, 1, D, H, W) float32 in [-1, 1]."""
-    if part not in PARTS:
-        raise ConfigError(f"unknown part '{part}'; choose one of {', '.join(PARTS)}")
+    check_part(model, part)
+    if not model.hierarchical:
+        return _generate_whole(model, z, labels, budget_mb, precision)
     g = model.generator
     if part == "slab":
         g.check_slab_start(slab_start)  # fail before the expensive feature pass
@@ -138,6 +174,15 @@ def generate_part(
         if part == "stitched":
             return runner.stitched(features)
         return runner.full(features)
+
+
+def _generate_whole(model: SplitShuffleModel, z, labels, budget_mb: float, precision: str) -> torch.Tensor:
+    """A one-piece generator's volumes (its own forward pass; autocast for bf16/fp16 on a GPU)."""
+    device = model.device
+    check_options(budget_mb, precision, device)
+    dtype = PRECISIONS[precision]
+    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        return model.generator(z.to(device), None if labels is None else labels.to(device)).float()
 
 
 @dataclass(frozen=True)
@@ -174,13 +219,13 @@ class GenerationOptions:
     batch_size: int = 1
 
 
-def sample_volume(model: HAGANModel, request: SampleRequest, options: GenerationOptions | None = None) -> Volume:
+def sample_volume(model: AnyModel, request: SampleRequest, options: GenerationOptions | None = None) -> Volume:
     """Generate one part for one seed as a Volume with geometry, units and provenance."""
     return next(sample_volumes(model, [request], options))
 
 
 def sample_volumes(
-    model: HAGANModel, requests: list[SampleRequest], options: GenerationOptions | None = None
+    model: AnyModel, requests: list[SampleRequest], options: GenerationOptions | None = None
 ) -> Iterator[Volume]:
     """Volumes for many requests, several latents per forward pass where they share part and label."""
     options = options or GenerationOptions()
@@ -204,15 +249,19 @@ def sample_volumes(
             batch.append(request)
 
 
-def auto_batch_size(model: HAGANModel, part: str, count: int, options: GenerationOptions) -> int:
+def auto_batch_size(model: AnyModel, part: str, count: int, options: GenerationOptions) -> int:
     """One latent at a time on the CPU (no gain from batching); on a GPU what fits in half its free memory."""
     device = model.device
     if device.type != "cuda" or count <= 1:
         return 1
     c = model.config
-    voxels = {"anchor": c.feature_size**3, "slab": c.slab_thickness * c.resolution**2}.get(part, c.resolution**3)
-    # per latent: the output, G^H's intermediate (g channels at 1/8 of the voxels), the features
-    per_latent = (voxels * (1 + c.g_width / 8) + 2 * c.g_width * c.feature_size**3) * 4
+    if not model.hierarchical or c.blocks != "dense":
+        # the straightforward pass: the upsampled input, block output and norm output at full size
+        per_latent = c.resolution**3 * (1 + 3 * c.g_width) * 4
+    else:
+        voxels = {"anchor": c.feature_size**3, "slab": c.slab_thickness * c.resolution**2}.get(part, c.resolution**3)
+        # per latent: the output, G^H's intermediate (g channels at 1/8 of the voxels), the features
+        per_latent = (voxels * (1 + c.g_width / 8) + 2 * c.g_width * c.feature_size**3) * 4
     free, _ = torch.cuda.mem_get_info(device)
     fit = int((free / 2 - options.budget_mb * (1 << 20)) // per_latent)
     return max(1, min(count, fit))
@@ -254,7 +303,7 @@ def _batch_key(request: SampleRequest) -> tuple:
     return (request.part, request.slab_start, request.label)
 
 
-def to_volume(model: HAGANModel, request: SampleRequest, tensor: torch.Tensor) -> Volume:
+def to_volume(model: AnyModel, request: SampleRequest, tensor: torch.Tensor) -> Volume:
     """One generated tensor (1, D, H, W) as a Volume with the part's affine, units and provenance."""
     card = model.card
     affine = generated_affine(card.config.resolution, card.spacing_mm, request.part, request.slab_start)

@@ -12,6 +12,10 @@ Tensors are (N, C, D, H, W); D is the slab (slice) axis. With S the output size:
 
 Attribute names follow the official checkpoints so that their state dicts load as they are:
 ``tp_conv*`` are ordinary 3x3x3 convolutions (not transposed) and ``bn*`` are GroupNorms.
+``HAGANConfig.blocks`` other than "dense" (the official networks) makes the convolutions of G^A,
+G^H, G^L, D^H and D^L Split&Shuffle blocks (``engine.models.split_shuffle``), except D's first
+convolutions (from 1 channel), G's last ones (to 1 channel) and D^L's last (to the logits);
+E^H and E^G stay dense.
 Smaller resolutions drop leading layers (official 128 has no D^H ``conv1``; 64 also has no
 ``conv2``), which is exactly how the official 128 variant differs from the 256 one.
 """
@@ -27,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .layers import SNConv3d, SNLinear, conv3, group_norm, upsample2
+from .layers import SNLinear, group_norm, upsample2
+from .split_shuffle import check_block_type, make_conv
 
 SUPPORTED_RESOLUTIONS = (32, 64, 128, 256)
 
@@ -48,8 +53,13 @@ class HAGANConfig:
     g_width: int = 32
     d_width: int = 16
     e_width: int = 32
+    blocks: str = "dense"
+    block_groups: int = 4
 
     def __post_init__(self) -> None:
+        check_block_type(self.blocks)
+        if self.blocks == "grouped" and not 2 <= self.block_groups <= 8:
+            raise ConfigError(f"grouped blocks need 2 to 8 groups, got {self.block_groups}")
         if self.resolution not in SUPPORTED_RESOLUTIONS:
             raise ConfigError(
                 f"resolution {self.resolution} is not supported; choose one of "
@@ -102,6 +112,21 @@ class HAGANConfig:
         """Stride-2 stages between 4^3 and the S/4 feature map: log2(S) - 4."""
         return int(math.log2(self.resolution)) - 4
 
+    def conv(self, in_channels: int, out_channels: int, *geometry, spectral_norm: bool = False) -> torch.nn.Module:
+        """An inner convolution: dense (the official layer) or a Split&Shuffle block, per ``blocks``.
+
+        ``geometry`` is (kernel, stride, padding); the default is 3x3x3, stride 1, padding 1.
+        """
+        kernel, stride, padding = geometry or (3, 1, 1)
+        options = dict(block=self.blocks, groups=self.block_groups, spectral_norm=spectral_norm)
+        return make_conv(in_channels, out_channels, kernel, stride, padding, **options)
+
+
+def _dense(in_channels: int, out_channels: int, *geometry, spectral_norm: bool = False) -> torch.nn.Module:
+    """A first or last convolution, always dense (3x3x3, stride 1, padding 1 by default)."""
+    kernel, stride, padding = geometry or (3, 1, 1)
+    return make_conv(in_channels, out_channels, kernel, stride, padding, spectral_norm=spectral_norm)
+
 
 def _kept(names: tuple[str, ...], count: int) -> tuple[str, ...]:
     """The last ``count`` layer names: smaller resolutions drop leading layers."""
@@ -122,12 +147,12 @@ class Generator(nn.Module):
         self.fc1 = nn.Linear(config.latent_dim + config.num_class, 16 * g * 4**3)
         widths = [16 * g, 16 * g, 16 * g, 8 * g, 4 * g, 2 * g]  # tp_conv1..5 in -> out
         for i in range(1, 6):
-            setattr(self, f"tp_conv{i}", conv3(widths[i - 1], widths[i]))
+            setattr(self, f"tp_conv{i}", config.conv(widths[i - 1], widths[i]))
             setattr(self, f"bn{i}", group_norm(widths[i]))
-        self.tp_conv6 = conv3(2 * g, g)
+        self.tp_conv6 = config.conv(2 * g, g)
         self.bn6 = group_norm(g)
-        self.tp_conv7 = conv3(g, 1)
-        self.sub_G = _AnchorHead(2 * g, g)
+        self.tp_conv7 = _dense(g, 1)
+        self.sub_G = _AnchorHead(config)
         # Indices i of the tp_conv{i} in G^A that follow an upsampling (as many as the resolution needs).
         self.upsample_before = {2 + i for i in range(config.levels)}
 
@@ -204,13 +229,14 @@ class Generator(nn.Module):
 class _AnchorHead(nn.Module):
     """G^L: three 3x3x3 convolutions at S/4 ending in tanh."""
 
-    def __init__(self, in_channels: int, width: int) -> None:
+    def __init__(self, config: HAGANConfig) -> None:
         super().__init__()
-        self.tp_conv1 = conv3(in_channels, width)
+        width = config.g_width
+        self.tp_conv1 = config.conv(2 * width, width)
         self.bn1 = group_norm(width)
-        self.tp_conv2 = conv3(width, width // 2)
+        self.tp_conv2 = config.conv(width, width // 2)
         self.bn2 = group_norm(width // 2)
-        self.tp_conv3 = conv3(width // 2, 1)
+        self.tp_conv3 = _dense(width // 2, 1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.tp_conv1(features)))
@@ -247,14 +273,16 @@ class Discriminator(nn.Module):
         lead = _kept(("conv1", "conv2", "conv3"), config.levels - 1)
         widths = {"conv1": d, "conv2": 2 * d, "conv3": 4 * d}
         in_ch = 1
-        for name in lead:
-            setattr(self, name, SNConv3d(in_ch, widths[name], 4, 2, 1))
+        for name in lead:  # the first convolution reads the 1-channel slab: always dense
+            conv = _dense if in_ch == 1 else config.conv
+            setattr(self, name, conv(in_ch, widths[name], 4, 2, 1, spectral_norm=True))
             in_ch = widths[name]
         self._lead = lead
-        self.conv4 = SNConv3d(in_ch, 8 * d, (2, 4, 4), (2, 2, 2), (0, 1, 1))
-        self.conv5 = SNConv3d(8 * d, 16 * d, (2, 4, 4), (2, 2, 2), (0, 1, 1))
-        self.conv6 = SNConv3d(16 * d, 32 * d, (1, 4, 4), (1, 2, 2), (0, 1, 1))
-        self.conv7 = SNConv3d(32 * d, 8 * d, (1, 4, 4), 1, 0)
+        conv4 = _dense if in_ch == 1 else config.conv
+        self.conv4 = conv4(in_ch, 8 * d, (2, 4, 4), (2, 2, 2), (0, 1, 1), spectral_norm=True)
+        self.conv5 = config.conv(8 * d, 16 * d, (2, 4, 4), (2, 2, 2), (0, 1, 1), spectral_norm=True)
+        self.conv6 = config.conv(16 * d, 32 * d, (1, 4, 4), (1, 2, 2), (0, 1, 1), spectral_norm=True)
+        self.conv7 = config.conv(32 * d, 8 * d, (1, 4, 4), 1, 0, spectral_norm=True)
         self.fc1 = SNLinear(8 * d + 1, 4 * d)
         self.fc2 = SNLinear(4 * d, 1)
         if config.num_class:
@@ -288,9 +316,10 @@ class _AnchorDiscriminator(nn.Module):
         self._names = _kept(tuple(widths), config.levels)
         in_ch = 1
         for name in self._names:
-            setattr(self, name, SNConv3d(in_ch, widths[name], 4, 2, 1))
+            conv = _dense if in_ch == 1 else config.conv
+            setattr(self, name, conv(in_ch, widths[name], 4, 2, 1, spectral_norm=True))
             in_ch = widths[name]
-        self.conv5 = SNConv3d(in_ch, 1 + config.num_class, 4, 1, 0)
+        self.conv5 = _dense(in_ch, 1 + config.num_class, 4, 1, 0, spectral_norm=True)
 
     def forward(self, anchor: torch.Tensor) -> torch.Tensor:
         x = anchor
@@ -307,7 +336,7 @@ class Encoder(nn.Module):
         g = config.g_width
         self.conv1 = nn.Conv3d(1, g, 4, 2, 1)
         self.bn1 = group_norm(g)
-        self.conv2 = conv3(g, g)
+        self.conv2 = _dense(g, g)
         self.bn2 = group_norm(g)
         self.conv3 = nn.Conv3d(g, 2 * g, 4, 2, 1)
         self.bn3 = group_norm(2 * g)

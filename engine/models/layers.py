@@ -35,13 +35,21 @@ class _SpectralNormMixin:
         return self.weight / sigma
 
 
-class SNConv3d(_SpectralNormMixin, nn.Conv3d):
+class _SNConvMixin(_SpectralNormMixin):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._init_spectral_norm(self.out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.normalised_weight(), self.bias)
+
+
+class SNConv3d(_SNConvMixin, nn.Conv3d):
+    pass
+
+
+class SNConv2d(_SNConvMixin, nn.Conv2d):
+    """The 2D twin of SNConv3d (Split&Shuffle slice models)."""
 
 
 class SNLinear(_SpectralNormMixin, nn.Linear):
@@ -56,11 +64,6 @@ class SNLinear(_SpectralNormMixin, nn.Linear):
 def group_norm(channels: int) -> nn.GroupNorm:
     """GroupNorm with 8 groups, as in every HA-GAN normalisation layer."""
     return nn.GroupNorm(8, channels)
-
-
-def conv3(in_channels: int, out_channels: int) -> nn.Conv3d:
-    """3x3x3 convolution, stride 1, padding 1."""
-    return nn.Conv3d(in_channels, out_channels, kernel_size=3, stride=1, padding=1)
 
 
 def upsample2(x: torch.Tensor) -> torch.Tensor:
