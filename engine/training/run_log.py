@@ -1,4 +1,8 @@
-"""What a run reports: a tqdm bar, TensorBoard scalars and preview slices, JSON lines for the app."""
+"""What a run reports: a tqdm bar, TensorBoard scalars and preview slices, JSON lines for the app.
+
+Preview slices are also written as PNG files (``RUN/previews/<name>.png``, replaced atomically) and
+announced with a "preview" JSON event, so a viewer that is not TensorBoard (the app) can show them.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
+
+from ..atomic import atomic_write
 
 
 class RunLog:
@@ -16,6 +23,7 @@ class RunLog:
 
     def __init__(self, run_dir: Path, total: int, start: int, progress_json: str | None, active: bool = True):
         self.active = active
+        self.run_dir = Path(run_dir)
         self.started = time.perf_counter()
         self.start_iteration = start
         self.bar = tqdm(total=total, initial=start, desc="training", unit="it", file=sys.stderr, disable=not active)
@@ -42,14 +50,19 @@ class RunLog:
         self.event("progress", iteration=iteration, losses=losses, iterations_per_second=round(rate, 4))
 
     def previews(self, iteration: int, images: dict[str, torch.Tensor]) -> None:
-        """Middle slices of (1, D, H, W) volumes in [-1, 1], as TensorBoard images."""
+        """Middle slices of (1, D, H, W) volumes in [-1, 1]: TensorBoard images, PNG files and a JSON event."""
         if not self.active:
             return
+        folder = self.run_dir / "previews"
+        folder.mkdir(parents=True, exist_ok=True)
+        written = {}
         for name, volume in images.items():
             volume = volume.detach().float().cpu()[0]
-            middle = volume[volume.shape[0] // 2]
-            self.writer.add_image(f"preview/{name}", ((middle + 1) / 2).clamp(0, 1)[None], iteration)
+            middle = ((volume[volume.shape[0] // 2] + 1) / 2).clamp(0, 1)
+            self.writer.add_image(f"preview/{name}", middle[None], iteration)
+            written[name] = str(write_png(folder / f"{name}.png", middle.numpy()))
         self.writer.flush()
+        self.event("preview", iteration=iteration, images=written)
 
     def event(self, kind: str, **fields) -> None:
         """One JSON line: {"event": kind, "time": ..., ...fields}."""
@@ -68,3 +81,11 @@ class RunLog:
         self.writer.close()
         if self.json not in (None, sys.stdout):
             self.json.close()
+
+
+def write_png(path: Path, image: np.ndarray) -> Path:
+    """A 2D array in [0, 1] as an 8-bit grey PNG, replaced atomically (a reader never sees half a file)."""
+    from PIL import Image  # torch's TensorBoard image summaries need Pillow too
+
+    pixels = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+    return atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"), suffix=".png")

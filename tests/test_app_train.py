@@ -1,0 +1,124 @@
+"""Train dialog: a tiny run started, watched, stopped, resumed and opened from the real window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.training_process import (
+    LossHistory,
+    TrainRequest,
+    error_line,
+    last_status,
+    parse_event,
+    resume_arguments,
+    saved_iteration,
+    start_arguments,
+    train_families,
+)
+
+WAIT_MS = 90_000  # a child process importing torch on a shared 2-core machine
+
+
+def test_command_lines_and_progress_lines():
+    request = TrainRequest(data="phantoms:chest-ct", run_dir=Path("/runs/a"), resolution=32, preset="tiny")
+    args = start_arguments(request)
+    assert args[:5] == ["-m", "engine", "train", "--phantoms", "chest-ct"]
+    assert "--family" not in args  # HA-GAN runs on engines that have no --family option
+    assert args[-2:] == ["--progress-json", "-"] and args[args.index("--resolution") + 1] == "32"
+    folder = start_arguments(TrainRequest(data="/scans", run_dir=Path("r"), family="split-shuffle", modality="ct"))
+    assert folder[3:7] == ["--data", "/scans", "--modality", "ct"] and "split-shuffle" in folder
+    assert resume_arguments(Path("r"), 50)[3:7] == ["--resume", "r", "--iterations", "50"]
+
+    assert parse_event('{"event": "progress", "iteration": 3}')["iteration"] == 3
+    assert parse_event("model written to x") is None and parse_event("{broken") is None
+    assert last_status("training: 1/9\rtraining: 2/9\r") == "training: 2/9"
+    assert error_line("warning\nerror: no such data folder\n") == "no such data folder"
+    assert error_line("Traceback\nFloatingPointError: loss became nan\n") == "FloatingPointError: loss became nan"
+    assert train_families("  --family {ha-gan,split-shuffle}  model family") == ("ha-gan", "split-shuffle")
+    assert train_families("usage: python -m engine train [-h]") == ("ha-gan",)
+    assert train_families("  --family FAMILY  ha-gan (default) or split-shuffle") == ("ha-gan", "split-shuffle")
+
+    history = LossHistory()
+    for step in (1, 2, 3, 4):
+        history.add(step, {"G": float(step)})
+    history.add(3, {"G": 30.0})  # a resumed run repeats the iterations after its checkpoint
+    assert history.curves["G"] == ([1, 2, 3], [1.0, 2.0, 30.0])
+
+
+def open_dialog(window):
+    action = next(a for a in window.tools_menu.actions() if a.text().startswith("&Train"))
+    action.trigger()
+    return window.panels["train"]
+
+
+def progress_events(dialog) -> list[dict]:
+    return [e for e in dialog.events if e["event"] == "progress"]
+
+
+def test_train_stop_resume_open(main_window, qtbot, tmp_path):
+    dialog = open_dialog(main_window)
+    assert dialog.isVisible() and not dialog.isModal()
+    dialog.data_box.setCurrentIndex(dialog.data_box.findData("chest-ct"))
+    dialog.resolution_box.setCurrentIndex(dialog.resolution_box.findData(32))
+    dialog.preset_box.setCurrentText("tiny")
+    dialog.iterations_box.setValue(1000)
+    dialog.batch_box.setValue(1)
+    dialog.log_box.setValue(1)
+    dialog.preview_box.setValue(2)
+    dialog.device_box.setCurrentText("cpu")
+    run_dir = tmp_path / "run"
+    dialog.run_edit.setText(str(run_dir))
+
+    dialog.start_button.click()
+    assert dialog.running and not dialog.form_box.isEnabled()
+    qtbot.waitUntil(lambda: len(progress_events(dialog)) >= 2, timeout=WAIT_MS)
+    xs, ys = next(iter(dialog.curves.values())).getData()
+    assert len(xs) >= 2 and set(dialog.curves) >= {"D", "G", "E", "Sub_E"}
+    qtbot.waitUntil(lambda: "generated_slab" in dialog.previews, timeout=WAIT_MS)
+    assert not dialog.previews["generated_slab"].pixmap().isNull()
+
+    dialog.stop_button.click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=WAIT_MS)
+    stopped = saved_iteration(run_dir)
+    assert stopped is not None and stopped >= 2
+    assert (run_dir / "checkpoints" / f"checkpoint-{stopped:08d}.pt").is_file()
+    assert (run_dir / "model.safetensors").is_file()
+    assert dialog.message_label.text().startswith(f"Stopped at iteration {stopped}")
+    assert dialog.resume_button.isEnabled() and dialog.open_button.isEnabled()
+    assert main_window.dialogs == []
+
+    dialog.iterations_box.setValue(stopped + 1)
+    dialog.resume_button.click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=WAIT_MS)
+    assert [e["iteration"] for e in progress_events(dialog)] == [stopped + 1]
+    assert dialog.message_label.text().startswith(f"Finished at iteration {stopped + 1}")
+    assert saved_iteration(run_dir) == stopped + 1
+
+    dialog.open_button.click()
+    qtbot.waitUntil(lambda: main_window.state.model is not None, timeout=WAIT_MS)
+    assert Path(main_window.state.model.path) == run_dir / "model.safetensors"
+    assert main_window.state.model.resolution == 32
+
+
+@pytest.mark.parametrize("case", ["run folder in use", "child error"])
+def test_errors_are_one_line_dialogs(main_window, qtbot, tmp_path, case):
+    dialog = open_dialog(main_window)
+    if case == "run folder in use":
+        (tmp_path / "config.json").write_text("{}")
+        dialog.run_edit.setText(str(tmp_path))
+        dialog.start_button.click()
+        assert dialog.process is None and "already holds a run" in main_window.dialogs[-1]
+        return
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    dialog.data_box.setCurrentIndex(dialog.data_box.findData("folder"))
+    dialog.folder_edit.setText(str(empty))
+    dialog.resolution_box.setCurrentIndex(dialog.resolution_box.findData(32))
+    dialog.run_edit.setText(str(tmp_path / "run"))
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: bool(main_window.dialogs), timeout=WAIT_MS)
+    assert "needs --modality" in main_window.dialogs[-1] and "\n" not in main_window.dialogs[-1]
+    assert dialog.message_label.text().startswith("Training failed:")
+    assert dialog.run_dir() != tmp_path / "run"  # the folder the engine set up is not offered again
