@@ -63,6 +63,8 @@ class MainWindow(QMainWindow):
 
     def _add_panels(self) -> None:
         """Every dock panel, in the order they appear; each lives in its own file under app/panels."""
+        from .panels.artifact_panel import ArtifactPanel
+        from .panels.encode_panel import EncodePanel
         from .panels.interpolation_panel import InterpolationPanel
         from .panels.latent_panel import LatentPanel
         from .panels.model_panel import ModelPanel
@@ -72,6 +74,8 @@ class MainWindow(QMainWindow):
         self.add_panel("latent", LatentPanel(self.context), "Latent", LEFT)
         self.add_panel("interpolation", InterpolationPanel(self.context), "Interpolation", LEFT, tab_with="latent")
         self.add_panel("view", ViewPanel(self.context), "Viewing", RIGHT)
+        self.add_panel("artifact", ArtifactPanel(self.context), "Artifact check", RIGHT, tab_with="view")
+        self.add_panel("encode", EncodePanel(self.context), "Encode", RIGHT, tab_with="view")
 
         def open_train() -> None:
             from .panels.train_dialog import open_train_dialog  # a dialog made on first use (loads pyqtgraph)

@@ -122,7 +122,8 @@ def encoding_volumes(model, encoding: Encoding, name: str) -> dict[str, Volume]:
         rebuilt = Volume.from_network(encoding.reconstruction[0], affine, card.intensity, provenance)
         volumes["reconstruction"] = rebuilt
         difference = rebuilt.array - volumes["original"].array
-        volumes["difference"] = Volume(difference, affine, card.intensity, {**base, "operation": "difference"})
+        provenance = {**base, "synthetic": True, "operation": "reconstruction - original"}
+        volumes["difference"] = Volume(difference, affine, card.intensity, provenance)
     return volumes
 
 

@@ -1,0 +1,210 @@
+"""Encode a real scan: preprocess it as the model was trained, encode to z, rebuild it, compare.
+
+HA-GAN models with encoders map a scan to a latent z (engine.encode). The panel shows the
+preprocessed original | the full reconstruction from z | their difference, with PSNR and SSIM,
+and "Use as latent" makes z the current latent (so it can become an interpolation endpoint).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
+
+from engine.encode import encode_scan, encoding_volumes, prepare_for_model, scan_name
+
+from ..context import AppContext
+from ..render.window_level import WindowLevel, default_window
+from ..settings import recent_files, remember_file
+from ..state import Latent, LoadedModel
+from ..views.pane import VolumePane
+from ..workers import INFERENCE
+from .status_label import StatusLabel
+
+DIFFERENCE_CMAP = "RdBu_r"
+RECENT_KEY = "recent/scans"
+WIDE = 1000  # pixels: from this panel width on, the three panes sit side by side instead of stacked
+NIFTI_FILES = "NIfTI volumes (*.nii *.nii.gz);;All files (*)"
+TITLES = {
+    "original": "Original (preprocessed for the model)",
+    "reconstruction": "Reconstruction G(E(x))",
+    "difference": "Difference: reconstruction − original",
+}
+
+
+def encode_file(model, path: str, progress) -> tuple[str, object, dict]:
+    """The job: read and preprocess the scan, encode, reconstruct; returns (name, Encoding, Volumes)."""
+    name = scan_name(path)
+    progress(0, 3, f"{name}: reading and preprocessing")
+    volume = prepare_for_model(path, model.card)
+    progress(1, 3, f"{name}: encoding and reconstructing")
+    encoding = encode_scan(model, volume)
+    progress(2, 3, f"{name}: comparing")
+    return name, encoding, encoding_volumes(model, encoding, name)
+
+
+def symmetric_window(volume) -> WindowLevel:
+    spread = float(np.percentile(np.abs(volume.array), 99.5)) or float(np.abs(volume.array).max()) or 1.0
+    return WindowLevel(2.0 * spread, 0.0)
+
+
+class EncodePanel(QWidget):
+    """Open a NIfTI, see original | reconstruction | difference with PSNR/SSIM, use z as the latent."""
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.context = context
+        self.encoded: tuple[str, object, LoadedModel] | None = None  # (name, Encoding, model it belongs to)
+        self.open_button = QPushButton("Open NIfTI…")
+        self.open_button.setToolTip("A real scan (.nii / .nii.gz) to encode with this model's encoders")
+        self.use_button = QPushButton("Use as latent")
+        self.use_button.setToolTip("Show the reconstruction's latent in the views; interpolation can start from it")
+        self.use_button.setEnabled(False)
+        self.status = StatusLabel()
+        self.metrics = QLabel("")
+        self.metrics.setStyleSheet("font-weight: bold;")
+        self.metrics.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.panes = {part: VolumePane(title) for part, title in TITLES.items()}
+        for pane in self.panes.values():
+            if pane is not self.panes["original"]:
+                pane.share_cameras(self.panes["original"])
+        self.panes["difference"].set_colormap(DIFFERENCE_CMAP)
+        self.panes["difference"].set_3d_visible(False)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.use_button)
+        buttons.addStretch(1)
+        self.splitter = splitter = QSplitter(Qt.Orientation.Vertical)
+        for pane in self.panes.values():
+            splitter.addWidget(pane)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(self.metrics)
+        layout.addWidget(splitter, 1)
+
+        state = context.state
+        self.open_button.clicked.connect(self.choose_file)
+        self.use_button.clicked.connect(self.use_as_latent)
+        for pane in self.panes.values():
+            pane.picked.connect(state.set_crosshair)
+            pane.camera_moved.connect(self._render_panes)
+        state.model_changed.connect(self._on_model)
+        state.crosshair_changed.connect(self._on_crosshair)
+        state.window_changed.connect(self._on_window)
+        self._on_model(state.model)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        wide = self.width() >= WIDE  # a docked panel is narrow: panes above each other
+        self.splitter.setOrientation(Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical)
+
+    # -- state -> panel ----------------------------------------------------------------------------
+
+    def _on_model(self, model: LoadedModel | None) -> None:
+        self.encoded = None
+        self.use_button.setEnabled(False)
+        self.metrics.setText("")
+        able = model is not None and bool(getattr(model.model, "has_encoders", False))
+        self.open_button.setEnabled(able)
+        if model is None:
+            text = "Open a model with encoders, then a NIfTI scan to encode."
+        elif not able:
+            text = f"{model.name} has no encoders (E and Sub_E): it cannot encode a scan."
+        else:
+            text = f"Open a NIfTI scan to encode with {model.name} ({model.resolution}³, {model.card.modality})."
+        self.status.setText(text)
+        for pane in self.panes.values():
+            pane.modality = model.card.modality if model else ""
+            pane.show_message(text)
+
+    def _on_crosshair(self, position) -> None:
+        for pane in self.panes.values():
+            pane.crosshair = np.asarray(position, dtype=float)
+            if pane.grid is not None:
+                pane.set_crosshair(position)
+
+    def _on_window(self, window: WindowLevel) -> None:
+        for part in ("original", "reconstruction"):
+            if self.panes[part].grid is not None and window is not None:
+                self.panes[part].set_window(window)
+
+    def _render_panes(self) -> None:
+        for pane in self.panes.values():
+            pane.render()
+
+    # -- encode ------------------------------------------------------------------------------------
+
+    def choose_file(self) -> None:
+        recent = recent_files(RECENT_KEY)
+        start = str(Path(recent[0]).parent) if recent else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open a scan to encode", start, NIFTI_FILES)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str) -> None:
+        """Encode a NIfTI file on the model's thread; the panes fill in when it is done."""
+        model = self.context.state.model
+        if model is None or not getattr(model.model, "has_encoders", False):
+            self.context.report_error("the current model has no encoders: it cannot encode a scan")
+            return
+        path = str(path)
+        self.status.setText(f"Encoding {Path(path).name}…")
+
+        def done(result) -> None:
+            if self.context.state.model is not model:
+                return  # a different model was opened meanwhile
+            remember_file(path, RECENT_KEY)
+            self.show_encoding(*result, model)
+
+        self.context.jobs.submit(
+            "encode",
+            f"Encoding {Path(path).name}",
+            lambda progress: encode_file(model.model, path, progress),
+            done,
+            self._failed,
+            pool=INFERENCE,
+        )
+
+    def _failed(self, message: str) -> None:
+        self.status.setText(f"Could not encode: {message}")
+        self.context.report_error(message)
+
+    def show_encoding(self, name: str, encoding, volumes: dict, model: LoadedModel) -> None:
+        """Show the three volumes and the round-trip metrics."""
+        self.encoded = (name, encoding, model)
+        state = self.context.state
+        window = state.window or default_window(volumes["original"], model.card.modality)
+        for part, pane in self.panes.items():
+            volume = volumes.get(part)
+            if volume is None:
+                pane.show_message("No reconstruction: a conditional model needs a class.")
+                continue
+            pane.crosshair = state.crosshair
+            pane.set_volume(volume, symmetric_window(volume) if part == "difference" else window)
+        m = encoding.metrics
+        if m:
+            self.metrics.setText(f"PSNR {m['psnr']:.2f} dB   ·   SSIM {m['ssim']:.4f}   ·   NMSE {m['nmse']:.4g}")
+        else:
+            self.metrics.setText("")
+        self.status.setText(f"Encoded {name}: z has {encoding.z.shape[-1]} values. 'Use as latent' shows it.")
+        self.use_button.setEnabled(True)
+
+    def use_as_latent(self) -> None:
+        """Make the encoded z the current latent (label 'encoded <name>')."""
+        if self.encoded is None:
+            return
+        name, encoding, model = self.encoded
+        if self.context.state.model is not model:
+            self.context.report_error("this latent belongs to another model; encode the scan again")
+            return
+        self.context.state.set_latent(Latent(encoding.z.clone(), f"encoded {name}", None))
+
+    def shutdown(self) -> None:
+        """Close the VTK views while their GL context lives (MainWindow.closeEvent calls this)."""
+        for pane in self.panes.values():
+            pane.close_view()
