@@ -10,12 +10,14 @@ from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QWidget,
 )
 
@@ -24,6 +26,7 @@ from .generation import GenerationController
 from .settings import settings
 from .state import AppState, LoadedModel
 from .views.hierarchy import HierarchyView
+from .volume_files import NIFTI_FILTER, export_volume, open_volume
 from .workers import JobRunner
 
 TITLE = "GAN Volume Explorer"
@@ -97,7 +100,11 @@ class MainWindow(QMainWindow):
         """Dock ``widget`` in ``area``, as a tab of the panel ``tab_with`` when given."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{name}")  # saveState needs names
-        dock.setWidget(widget)
+        scroll = QScrollArea()  # tall panels scroll instead of forcing a tall window
+        scroll.setWidget(widget)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        dock.setWidget(scroll)
         self.addDockWidget(area, dock)
         if tab_with in self.docks:
             self.tabifyDockWidget(self.docks[tab_with], dock)
@@ -121,7 +128,14 @@ class MainWindow(QMainWindow):
         screenshot.triggered.connect(self.choose_screenshot)
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
-        self.file_menu.addActions([open_model, screenshot])
+        open_volume = QAction("Open &volume (NIfTI)…", self, shortcut=QKeySequence("Ctrl+Shift+O"))
+        open_volume.triggered.connect(self.choose_volume)
+        self.file_menu.addActions([open_model, open_volume])
+        export = self.file_menu.addMenu("&Export as NIfTI")
+        for part, text in (("full", "&Full volume…"), ("anchor", "&Anchor…"), ("slab", "&Slab…")):
+            action = export.addAction(text)
+            action.triggered.connect(lambda _checked=False, part=part: self.choose_export(part))
+        self.file_menu.addAction(screenshot)
         self.file_menu.addSeparator()
         self.file_menu.addAction(quit_action)
 
@@ -202,6 +216,23 @@ class MainWindow(QMainWindow):
             model_panel = self.panels.get("model")
             opener = getattr(model_panel, "open_path", None)
             opener(path) if opener else self.open_model(path)
+
+    @Slot()
+    def choose_volume(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open volume", "", NIFTI_FILTER)
+        if path:
+            open_volume(self.context, path)
+
+    def choose_export(self, part: str) -> None:
+        volume = self.state.volumes.get(part)
+        if volume is None:
+            self.report_error(f"there is no {part} volume to export yet")
+            return
+        seed = volume.provenance.get("seed")
+        name = f"{part}-seed{seed}.nii.gz" if seed is not None else f"{part}.nii.gz"
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {part} as NIfTI", name, NIFTI_FILTER)
+        if path:
+            export_volume(self.context, part, path)
 
     @Slot()
     def choose_screenshot(self) -> None:
