@@ -92,7 +92,7 @@ class MainWindow(QMainWindow):
         if not self._layout_restored:  # first start: narrow side columns, the panes get the width
             self._layout_restored = True
             docks = list(self.docks.values())
-            self.resizeDocks(docks, [280] * len(docks), Qt.Orientation.Horizontal)
+            self.resizeDocks(docks, [300] * len(docks), Qt.Orientation.Horizontal)  # or their minimum
 
     def add_panel(
         self, name: str, widget: QWidget, title: str, area: Qt.DockWidgetArea, tab_with: str | None = None
@@ -104,6 +104,8 @@ class MainWindow(QMainWindow):
         scroll.setWidget(widget)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # only vertical scrolling
+        scroll.setMinimumWidth(widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         dock.setWidget(scroll)
         self.addDockWidget(area, dock)
         if tab_with in self.docks:
