@@ -29,6 +29,8 @@ from .generate import (
     GenerationOptions,
     SampleRequest,
     auto_batch_size,
+    check_options,
+    check_part,
     interpolation_requests,
     sample_volumes,
 )
@@ -132,8 +134,10 @@ def _command_modules():
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
-        help="our .safetensors model, or official HA-GAN files (G_iterN.pth or their folder); "
-        "default: the bundled chest CT demo model",
+        "--model",
+        dest="checkpoint",
+        help="our .safetensors model (HA-GAN or split-shuffle), or official HA-GAN files (G_iterN.pth or "
+        "their folder); default: the bundled chest CT demo model",
     )
     parser.add_argument(
         "--resolution", type=int, choices=(128, 256), help="resolution of official HA-GAN files (they do not record it)"
@@ -176,6 +180,7 @@ def run_sample(args: argparse.Namespace) -> int:
         raise ConfigError("seeds are non-negative integers")
     targets = _sample_targets(Path(args.out), seeds, args.part)
     model, device = _load_for_generation(args)
+    check_part(model, args.part)
     if args.part == "slab":
         model.generator.check_slab_start(args.slab_start)
     physical = args.intensity == "physical"
@@ -190,6 +195,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     if is_nifti_path(out) or (out.exists() and not out.is_dir()):
         raise ConfigError(f"{out}: an interpolation writes many frames; give a folder")
     model, device = _load_for_generation(args)
+    check_part(model, args.part)
     requests = interpolation_requests(
         args.seeds,
         args.steps,
@@ -211,7 +217,10 @@ def _load_for_generation(args: argparse.Namespace):
         raise ConfigError(f"batch size must be at least 1, got {args.batch_size}")
     checkpoint = args.checkpoint or default_model()
     model = load_model(checkpoint, args.resolution, device, parts=("G",))  # encoders are not needed here
-    FastGenerator(model.generator, args.memory_budget, args.precision)  # refuse bad settings before any work
+    if model.hierarchical:
+        FastGenerator(model.generator, args.memory_budget, args.precision)  # refuse bad settings before any work
+    else:
+        check_options(args.memory_budget, args.precision, device)
     return model, device
 
 
@@ -265,13 +274,10 @@ def run_info(args: argparse.Namespace) -> int:
     if args.json:
         print(card.to_json())
         return 0
-    c = card.config
     rows = [
         ("name", card.name or "-"),
         ("family", card.family),
-        ("resolution", f"{c.resolution}^3 (anchor {c.feature_size}^3, slab {c.slab_thickness} slices)"),
-        ("latent", f"{c.latent_dim}" + (f" + {c.num_class} classes" if c.num_class else "")),
-        ("widths", f"g {c.g_width}, d {c.d_width}, e {c.e_width}"),
+        *_network_rows(model),
         ("modality", card.modality),
         ("intensity", f"[-1, 1] -> [{card.intensity.low:g}, {card.intensity.high:g}] {card.intensity.unit}".rstrip()),
         ("spacing", " x ".join(f"{s:g}" for s in card.spacing_mm) + f" mm ({card.orientation})"),
@@ -287,6 +293,23 @@ def run_info(args: argparse.Namespace) -> int:
     for name, count in model.parameter_counts().items():
         print(f"  {name:<24} {count:>12,}")
     return 0
+
+
+def _network_rows(model) -> list[tuple[str, str]]:
+    """Resolution, latent, blocks and widths, as the model's family describes them."""
+    c = model.config
+    blocks = c.blocks + (f" ({c.block_groups} groups)" if c.blocks == "grouped" else "")
+    latent = ("latent", f"{c.latent_dim}" + (f" + {c.num_class} classes" if c.num_class else ""))
+    if not model.hierarchical:
+        kind = "2D slice model" if c.dims == 2 else "whole volume; no anchor or slabs"
+        widths = f"g {c.g_width}, d {c.d_width}, at most {c.max_width}"
+        return [("resolution", f"{c.resolution}^{c.dims} ({kind})"), latent, ("blocks", blocks), ("widths", widths)]
+    return [
+        ("resolution", f"{c.resolution}^3 (anchor {c.feature_size}^3, slab {c.slab_thickness} slices)"),
+        latent,
+        *([("blocks", blocks)] if c.blocks != "dense" else []),
+        ("widths", f"g {c.g_width}, d {c.d_width}, e {c.e_width}"),
+    ]
 
 
 def _volume_info(path: str) -> int:

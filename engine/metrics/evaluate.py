@@ -34,9 +34,9 @@ from ..atomic import atomic_write
 from ..checkpoints import load_model
 from ..device import DEVICE_CHOICES, describe_device, resolve_device
 from ..errors import ConfigError
-from ..generate import FastGenerator, GenerationOptions, auto_batch_size
+from ..generate import FastGenerator, GenerationOptions, auto_batch_size, check_part, generate_part
 from ..latent import seeds_to_z
-from ..model import HAGANModel
+from ..model import AnyModel, HAGANModel
 from ..volume import IntensityMapping
 from .extractors import ExtractorInfo, ExtractorKind, build_extractor
 from .fid import FIDMetric
@@ -175,6 +175,7 @@ def evaluate(settings: EvaluationSettings, progress: ProgressCallback | None = N
     device = resolve_device(settings.device)
     extractor = build_extractor(kind, settings.extractor_weights, device)
     model = load_model(settings.checkpoint, settings.resolution, device, parts=("G", "E", "Sub_E"))
+    check_part(model, "full")  # a 2D slice model makes no volumes to compare
     card, resolution = model.card, model.config.resolution
     boundaries, period = slab_boundaries(resolution), hagan_seam_period(resolution)
     ct = card.modality == "ct" or card.intensity.unit.upper() == "HU"
@@ -239,14 +240,17 @@ def _real_statistics(stats, real_set, extractor, cache, settings, model, device,
     return False
 
 
-def _generate(model: HAGANModel, settings: EvaluationSettings, extractor: ExtractorInfo, new_stats, tick):
-    """Generated samples (full volumes) into statistics; full and stitched seam scores of the first latents."""
+def _generate(model: AnyModel, settings: EvaluationSettings, extractor: ExtractorInfo, new_stats, tick):
+    """Generated samples (full volumes) into statistics; full and stitched seam scores of the first latents.
+
+    Models without a hierarchy (split-shuffle) have no stitched volumes: no paired seam scores.
+    """
     stats = new_stats()
     config = model.config
     count = settings.samples
     batch = settings.batch_size or auto_batch_size(model, "full", count, GenerationOptions())
-    runner = FastGenerator(model.generator)
-    seam_count = min(settings.seam_samples, count)
+    runner = FastGenerator(model.generator) if model.hierarchical else _WholeVolume(model)
+    seam_count = min(settings.seam_samples, count) if model.hierarchical else 0
     full_scores, stitched_scores = [], []
     seeds = list(range(settings.seed_start, settings.seed_start + count))
     progress = tqdm(total=count, desc="generating", unit="vol", file=sys.stderr, disable=not settings.progress)
@@ -267,6 +271,19 @@ def _generate(model: HAGANModel, settings: EvaluationSettings, extractor: Extrac
             progress.update()
     progress.close()
     return stats, full_scores, stitched_scores
+
+
+class _WholeVolume:
+    """A one-piece generator seen through FastGenerator's ``features`` / ``full``: the latents pass through."""
+
+    def __init__(self, model: AnyModel):
+        self.model = model
+
+    def features(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return z
+
+    def full(self, z: torch.Tensor) -> torch.Tensor:
+        return generate_part(self.model, z)
 
 
 def _reconstruction(model: HAGANModel, real_set: RealSet, settings: EvaluationSettings, device, tick) -> dict | None:

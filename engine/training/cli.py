@@ -1,4 +1,4 @@
-"""`python -m engine train`: start, resume or extend an HA-GAN run (one process or torchrun)."""
+"""`python -m engine train`: start, resume or extend an HA-GAN or Split&Shuffle-GAN run (one process or torchrun)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ import torch
 
 from ..device import DEVICE_CHOICES
 from ..errors import ConfigError
-from .config import PRESETS, TrainConfig
+from .config import PRESETS, SPLIT_SHUFFLE_PRESETS, TrainConfig
 from .distributed import Distributed, setup, teardown
 from .hagan_trainer import HAGANTrainer
+from .init_source import adopt_network, check_sources
+from .split_shuffle_trainer import SplitShuffleTrainer
+from .trainer import Trainer
+
+TRAINERS = {"ha-gan": HAGANTrainer, "split-shuffle": SplitShuffleTrainer}
 
 # option -> (type, help); defaults come from TrainConfig (the reference's values)
 _OPTIONS = {
@@ -39,21 +44,39 @@ _OPTIONS = {
     "workers": (int, "data loading worker processes (default 0)"),
     "phantom_count": (int, "distinct phantoms with --phantoms, made once and kept in memory (default 2000)"),
     "name": (str, "model name in the exported model card"),
+    # model family, blocks and inflation (checked by TrainConfig: one-line errors)
+    "family": (str, "ha-gan (default) or split-shuffle"),
+    "blocks": (str, "convolution blocks: dense (HA-GAN default), mixed (split-shuffle default), planes, grouped"),
+    "block_groups": (int, "groups of 'grouped' blocks (default 4)"),
+    "max_width": (int, "split-shuffle: widest layer (default: from the preset)"),
+    "stage": (str, "split-shuffle: 2d (a slice model, trained on slices) or 3d (volumes; default)"),
+    "slice_axis": (str, "split-shuffle 2d: axial (default), coronal or sagittal slices"),
+    "slices_per_volume": (int, "split-shuffle 2d: slices drawn from each volume of a batch (default 4)"),
+    "init_from": (str, "split-shuffle 3d: a 2D model file or run folder to inflate (RUN_OR_MODEL)"),
+    "init_from_2d": (str, "HA-GAN: a 2D split-shuffle model file or run folder, inflated where layers correspond"),
+    "inflate": (str, "inflation strategy: center (default), average, repeat or random (no copy: the baseline)"),
+    "fc_init": (str, "the FC layer under inflation: tile (default) or random"),
 }
 
 
 def register(commands) -> None:
     train = commands.add_parser(
         "train",
-        help="train HA-GAN on a data folder or built-in phantoms",
-        description="Train HA-GAN. Multi-GPU / multi-machine: torchrun --nproc_per_node N -m engine train ...",
+        help="train HA-GAN or Split&Shuffle-GAN on a data folder or built-in phantoms",
+        description="Train HA-GAN (default) or Split&Shuffle-GAN (--family split-shuffle --stage 2d, then "
+        "--stage 3d --init-from RUN_2D --inflate center). Multi-GPU / multi-machine: "
+        "torchrun --nproc_per_node N -m engine train ...",
     )
     source = train.add_mutually_exclusive_group()
     source.add_argument("--data", help="a preprocessed folder (python -m engine preprocess) or a NIfTI folder")
     source.add_argument("--phantoms", choices=("chest-ct", "brain-mri"), help="train on built-in phantoms")
     train.add_argument("--out", help="the run folder (checkpoints, TensorBoard logs, model.safetensors)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest complete checkpoint")
-    train.add_argument("--preset", choices=tuple(PRESETS), help="network widths (default official)")
+    train.add_argument(
+        "--preset",
+        choices=tuple(dict.fromkeys([*PRESETS, *SPLIT_SHUFFLE_PRESETS])),
+        help="network widths: HA-GAN official (default), small, demo, tiny; split-shuffle default, small, tiny",
+    )
     for name, (kind, text) in _OPTIONS.items():
         train.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
     train.add_argument("--modality", choices=("ct", "mri"), help="for NIfTI folders read directly")
@@ -97,14 +120,23 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     out = Path(args.out)
     if (out / "config.json").exists():
         raise ConfigError(f"{out} already holds a run; continue it with --resume {out} or choose another folder")
-    return TrainConfig(data=data, out=str(out), **given)
+    if given.get("init_from") and given.get("family") == "split-shuffle" and given.get("stage", "3d") == "3d":
+        given = adopt_network(given, given["init_from"])  # the 2D model's widths unless given
+    cfg = TrainConfig(data=data, out=str(out), **given)
+    check_sources(cfg)  # before the run folder is made
+    return cfg
+
+
+def make_trainer(cfg: TrainConfig, env: Distributed, progress_json: str | None = None, quiet: bool = False) -> Trainer:
+    """The trainer of the run's model family."""
+    return TRAINERS[cfg.family](cfg, env, progress_json, quiet)
 
 
 def run_export(args: argparse.Namespace) -> int:
     """Rebuild the run on the CPU from its settings and newest checkpoint, without writing to it."""
     run_dir = Path(args.run_dir)
     cfg = TrainConfig.load(run_dir / "config.json")
-    trainer = HAGANTrainer(cfg, Distributed(device=torch.device("cpu")), quiet=True)
+    trainer = make_trainer(cfg, Distributed(device=torch.device("cpu")), quiet=True)
     if not trainer.resume():
         raise ConfigError(f"{run_dir}: the run has no checkpoint yet")
     path = trainer.export(Path(args.out), torch.float16 if args.half else torch.float32)
@@ -121,9 +153,11 @@ def run_train(args: argparse.Namespace) -> int:
             run_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(run_dir / "config.json")
         env.barrier()
-        trainer = HAGANTrainer(cfg, env, args.progress_json)
-        if args.resume and not trainer.resume():
-            trainer.log.message("no checkpoint yet: starting from iteration 0")
+        trainer = make_trainer(cfg, env, args.progress_json)
+        if not (args.resume and trainer.resume()):
+            if args.resume:
+                trainer.log.message("no checkpoint yet: starting from iteration 0")
+            trainer.initialise()  # --init-from / --init-from-2d, before the first iteration only
         model = trainer.fit()
         if model is not None and args.export_half and env.is_main:
             trainer.export(model, torch.float16)

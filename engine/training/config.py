@@ -1,4 +1,8 @@
-"""Training settings: one dataclass, the reference's values as defaults, presets for network sizes."""
+"""Training settings: one dataclass, the reference's values as defaults, presets for network sizes.
+
+``family`` picks the model: "ha-gan" (the default) or "split-shuffle" (Split&Shuffle-GAN: stage
+"2d" trains the slice model, stage "3d" the volume model, optionally inflated from a 2D one).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,11 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..models.hagan import HAGANConfig
+from ..models.inflate import check_strategy
+from ..models.split_shuffle import SplitShuffleConfig, check_block_type
+
+FAMILIES = ("ha-gan", "split-shuffle")
+SLICE_AXES = {"axial": 2, "coronal": 3, "sagittal": 4}  # slice planes of (N, 1, D, H, W): the axis cut across
 
 # Network widths by preset; "official" is the released HA-GAN layout.
 PRESETS = {
@@ -17,6 +26,13 @@ PRESETS = {
     "demo": dict(latent_dim=256, g_width=16, d_width=8, e_width=16),
     "tiny": dict(latent_dim=32, g_width=16, d_width=8, e_width=8),
 }
+# Split&Shuffle-GAN widths (our choice; the paper's are not public). "default" is SplitShuffleConfig's.
+SPLIT_SHUFFLE_PRESETS = {
+    "default": dict(latent_dim=128, g_width=32, d_width=32, max_width=256),
+    "small": dict(latent_dim=128, g_width=16, d_width=16, max_width=128),
+    "tiny": dict(latent_dim=16, g_width=8, d_width=8, max_width=32),
+}
+DEFAULT_PRESET = {"ha-gan": "official", "split-shuffle": "default"}
 
 
 @dataclass
@@ -25,12 +41,23 @@ class TrainConfig:
 
     data: str = ""  # a folder (preprocessed or NIfTI), or "phantoms:chest-ct" / "phantoms:brain-mri"
     out: str = ""
+    family: str = "ha-gan"  # or "split-shuffle"
     resolution: int = 256
-    preset: str = "official"
+    preset: str = ""  # "": the family's default (HA-GAN "official", split-shuffle "default")
     latent_dim: int = 0  # 0: from the preset
     g_width: int = 0
     d_width: int = 0
     e_width: int = 0
+    max_width: int = 0  # split-shuffle
+    blocks: str = ""  # "": the family's default (HA-GAN "dense", split-shuffle "mixed")
+    block_groups: int = 4
+    stage: str = ""  # split-shuffle: "2d" (slices) or "3d" (volumes, the default)
+    init_from: str = ""  # split-shuffle 3d: a 2D model file or run folder to inflate
+    init_from_2d: str = ""  # HA-GAN: a 2D split-shuffle model file or run folder to inflate where layers correspond
+    inflate: str = ""  # center (default with an init source) | average | repeat | random
+    fc_init: str = "tile"  # tile | random
+    slice_axis: str = ""  # split-shuffle 2d: axial (default) | coronal | sagittal
+    slices_per_volume: int = 4  # split-shuffle 2d: slices drawn from every volume of a batch
     num_class: int = 0
     iterations: int = 80000
     batch_size: int = 4  # global, across all processes
@@ -57,11 +84,16 @@ class TrainConfig:
     name: str = ""
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ConfigError(f"unknown preset '{self.preset}'; choose one of {', '.join(PRESETS)}")
-        for key, value in PRESETS[self.preset].items():
+        if self.family not in FAMILIES:
+            raise ConfigError(f"unknown family '{self.family}'; choose one of {', '.join(FAMILIES)}")
+        presets = PRESETS if self.family == "ha-gan" else SPLIT_SHUFFLE_PRESETS
+        self.preset = self.preset or DEFAULT_PRESET[self.family]
+        if self.preset not in presets:
+            raise ConfigError(f"unknown {self.family} preset '{self.preset}'; choose one of {', '.join(presets)}")
+        for key, value in presets[self.preset].items():
             if not getattr(self, key):
                 setattr(self, key, value)
+        self._check_family_options()
         if self.iterations < 1 or self.batch_size < 1:
             raise ConfigError("iterations and batch size must be at least 1")
         if self.precision not in ("fp32", "bf16", "fp16"):
@@ -72,7 +104,46 @@ class TrainConfig:
             raise ConfigError("checkpoint interval and number kept must be at least 1")
         self.network()  # validates resolution and widths
 
-    def network(self) -> HAGANConfig:
+    def _check_family_options(self) -> None:
+        """Options of the other family, or combinations that cannot work, are one-line errors."""
+        check_block_type(self.blocks or "dense")
+        check_strategy(self.inflate or "center", self.fc_init)
+        if self.family == "ha-gan":
+            for name in ("stage", "init_from", "slice_axis"):
+                if getattr(self, name):
+                    raise ConfigError(f"--{name.replace('_', '-')} is for --family split-shuffle")
+        else:
+            if self.init_from_2d:
+                raise ConfigError("--init-from-2d is for HA-GAN; a split-shuffle 3d run takes --init-from")
+            if self.num_class:
+                raise ConfigError("split-shuffle models are unconditional (no --num-class)")
+            self.stage = self.stage or "3d"
+            if self.stage not in ("2d", "3d"):
+                raise ConfigError(f"unknown stage '{self.stage}'; choose 2d (slices) or 3d (volumes)")
+            if self.stage == "2d" and self.init_from:
+                raise ConfigError("--init-from is for --stage 3d (a 2d run starts from scratch)")
+            if self.stage == "3d" and self.slice_axis:
+                raise ConfigError("--slice-axis is for --stage 2d")
+            self.slice_axis = self.slice_axis or ("axial" if self.stage == "2d" else "")
+            if self.slice_axis and self.slice_axis not in SLICE_AXES:
+                raise ConfigError(f"unknown slice axis '{self.slice_axis}'; choose one of {', '.join(SLICE_AXES)}")
+        if self.slices_per_volume < 1:
+            raise ConfigError("--slices-per-volume must be at least 1")
+        if self.inflate not in ("", "random") and not (self.init_from or self.init_from_2d):
+            raise ConfigError(f"--inflate {self.inflate} needs a model to inflate (--init-from or --init-from-2d)")
+
+    def network(self) -> HAGANConfig | SplitShuffleConfig:
+        if self.family == "split-shuffle":
+            return SplitShuffleConfig(
+                resolution=self.resolution,
+                dims=2 if self.stage == "2d" else 3,
+                latent_dim=self.latent_dim,
+                g_width=self.g_width,
+                d_width=self.d_width,
+                max_width=self.max_width,
+                blocks=self.blocks or "mixed",
+                block_groups=self.block_groups,
+            )
         return HAGANConfig(
             resolution=self.resolution,
             latent_dim=self.latent_dim,
@@ -80,6 +151,8 @@ class TrainConfig:
             g_width=self.g_width,
             d_width=self.d_width,
             e_width=self.e_width,
+            blocks=self.blocks or "dense",
+            block_groups=self.block_groups,
         )
 
     def save(self, path: Path) -> None:

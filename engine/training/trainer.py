@@ -1,0 +1,261 @@
+"""What every trainer shares: the loop, stop signals, run checkpoints, resume, logging and export.
+
+A family's trainer (``HAGANTrainer``, ``SplitShuffleTrainer``) builds its networks and optimisers
+in ``build``, does one iteration in ``step`` and makes its model in ``make_model``; this class
+does the rest, identically for every family: batches that resume exactly, RNG states saved with
+every atomic checkpoint, DDP wrapping, SIGTERM/SIGINT handling (finish the iteration, checkpoint,
+export), the tqdm bar, TensorBoard and the JSON progress lines the app reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from .. import __version__
+from ..card import ModelCard
+from ..checkpoints import save_model
+from ..device import describe_hardware
+from ..errors import ConfigError
+from ..volume import IntensityMapping
+from .config import TrainConfig
+from .data import build_dataset, data_stream
+from .distributed import Distributed
+from .run_checkpoint import capture_rng, load_latest, restore_rng, write_checkpoint
+from .run_log import RunLog
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+class Trainer:
+    """The shared run; subclasses provide ``build``, ``step``, ``networks`` and ``make_model``."""
+
+    def __init__(self, cfg: TrainConfig, env: Distributed, progress_json: str | None = None, quiet: bool = False):
+        self.cfg, self.env = cfg, env
+        if cfg.batch_size % env.world_size:
+            raise ConfigError(f"batch size {cfg.batch_size} must be divisible by the {env.world_size} processes")
+        if cfg.precision != "fp32" and env.device.type != "cuda":
+            raise ConfigError(f"{cfg.precision} training needs a CUDA GPU; use fp32 here")
+        self.run_dir = Path(cfg.out)
+        self.local_batch = cfg.batch_size // env.world_size
+        self.net = cfg.network()
+        torch.manual_seed(cfg.seed)  # identical initial weights on every process
+        self.ema: nn.Module | None = None
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.build()
+        use_scaler = cfg.precision == "fp16"
+        self.scalers = {name: torch.amp.GradScaler("cuda", enabled=use_scaler) for name in self.optimizers}
+        # One generator for latents and crop positions (or slices), identical on every process:
+        # each process takes its slice of the global batch, so N processes draw what one would.
+        self.rng = torch.Generator("cpu").manual_seed(cfg.seed + 1)
+        self.dataset = build_dataset(cfg, env.is_main, env.barrier)
+        self.data = data_stream(self.dataset, self.local_batch, cfg.seed, env.rank, env.world_size, cfg.workers)
+        self.iteration = 0
+        self.elapsed = 0.0
+        self.init_summary: dict = {}  # where the weights came from (--init-from), for the model card
+        self.log = RunLog(self.run_dir, cfg.iterations, 0, progress_json, active=env.is_main and not quiet)
+        for path, cause in getattr(self.dataset, "skipped", []):
+            self.log.message(f"skipped {path}: {cause}")
+            self.log.event("skipped", file=str(path), cause=cause)
+        self._stop = False
+        self._last_previews: dict[str, torch.Tensor] = {}
+
+    # -- what a family provides ------------------------------------------------------------------
+    def build(self) -> None:
+        """Networks on ``env.device``, ``self.ema`` (or None) and ``self.optimizers``."""
+        raise NotImplementedError
+
+    def networks(self) -> dict[str, nn.Module]:
+        """The trained networks by checkpoint name (G, D, ...)."""
+        raise NotImplementedError
+
+    def step(self, x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
+        """One iteration on a local batch of volumes; returns the losses (averaged over processes)."""
+        raise NotImplementedError
+
+    def make_model(self, card: ModelCard):
+        """The model object to save (CPU copies of the networks, EMA generator where enabled)."""
+        raise NotImplementedError
+
+    def initialise(self) -> None:
+        """Weights from another model before the first iteration (--init-from); nothing by default."""
+
+    def default_name(self, summary: dict) -> str:
+        raise NotImplementedError
+
+    def training_notes(self) -> dict:
+        """More for the card's training summary: where the first weights came from, if anywhere."""
+        return {"init": self.init_summary} if self.init_summary else {}
+
+    def optimiser_text(self) -> str:
+        cfg = self.cfg
+        return f"Adam betas ({cfg.beta1}, {cfg.beta2}); lr G {cfg.lr_g}, D {cfg.lr_d}"
+
+    # -- helpers for steps -----------------------------------------------------------------------
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """DistributedDataParallel when several processes train, else the module itself."""
+        if not self.env.enabled:
+            return module
+        device = self.env.device
+        return DDP(module, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def adam(self, module: nn.Module, lr: float) -> torch.optim.Adam:
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=(self.cfg.beta1, self.cfg.beta2), eps=1e-8)
+
+    def autocast(self):
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.precision)
+        return torch.autocast("cuda", dtype=dtype, enabled=dtype is not None)
+
+    def latents(self, count: int, per_process: int) -> torch.Tensor:
+        """This process's rows of ``count`` latents drawn from the shared generator."""
+        z = torch.randn(count, self.cfg.latent_dim, generator=self.rng)
+        rank = self.env.rank
+        return z[rank * per_process : (rank + 1) * per_process].to(self.env.device)
+
+    def _update(self, name: str, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the {name} loss became {float(loss)} at iteration {self.iteration + 1}")
+        optimizer, scaler = self.optimizers[name], self.scalers[name]
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    @torch.no_grad()
+    def _update_ema(self, generator: nn.Module) -> None:
+        if self.ema is not None:
+            for target, source in zip(self.ema.parameters(), generator.parameters()):
+                target.lerp_(source, 1.0 - self.cfg.ema)
+
+    # -- the run -------------------------------------------------------------------------------
+    def fit(self) -> Path | None:
+        """Train until ``iterations`` or a stop signal, checkpointing; returns the exported model (main process)."""
+        cfg = self.cfg
+        self._install_stop_handlers()
+        self.log.bar.reset(total=cfg.iterations)
+        self.log.bar.update(self.iteration)
+        self.log.event("start", iteration=self.iteration, iterations=cfg.iterations, run_dir=str(self.run_dir))
+        started = time.perf_counter() - self.elapsed
+        try:
+            while self.iteration < cfg.iterations and not self._stop:
+                x, labels = next(self.data)
+                losses = self.step(x, labels)
+                self.iteration += 1
+                self.elapsed = time.perf_counter() - started
+                self.log.iteration(self.iteration, losses, self.iteration % cfg.log_every == 0 or self.iteration == 1)
+                if self.iteration % cfg.preview_every == 0:
+                    self.log.previews(self.iteration, self._last_previews)
+                if self.iteration % cfg.checkpoint_every == 0 and self.iteration < cfg.iterations:
+                    self.save_checkpoint()
+            self.save_checkpoint()
+            # a stopped run exports too, so its current state can be opened and sampled
+            model_path = self.export(self.run_dir / "model.safetensors") if self.env.is_main else None
+            if self._stop:
+                self.log.event("stopped", iteration=self.iteration, model=str(model_path))
+                self.log.message(f"stopped at iteration {self.iteration}; resume with --resume {self.run_dir}")
+            else:
+                self.log.event("finished", iteration=self.iteration, model=str(model_path))
+            return model_path
+        finally:
+            self.log.close()
+
+    def _install_stop_handlers(self) -> None:
+        """SIGTERM / SIGINT finish the current iteration, write a checkpoint and stop."""
+
+        def request_stop(signum, frame):
+            self._stop = True
+
+        if self.env.is_main or not self.env.enabled:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                # raises ValueError outside the main thread (e.g. a test driving the trainer)
+                with contextlib.suppress(ValueError):
+                    signal.signal(sig, request_stop)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state(self) -> dict:
+        state = {
+            "iteration": self.iteration,
+            "elapsed": self.elapsed,
+            "models": {k: v.state_dict() for k, v in self.networks().items()},
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "scalers": {k: v.state_dict() for k, v in self.scalers.items()},
+            "rng": capture_rng({"latents": self.rng}),
+            "data": self.data.state_dict(),
+            "engine_version": __version__,
+        }
+        if self.init_summary:
+            state["init"] = self.init_summary
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def save_checkpoint(self) -> None:
+        if self.env.is_main:
+            path = write_checkpoint(self.run_dir / "checkpoints", self.iteration, self.state(), self.cfg.keep)
+            self.log.event("checkpoint", iteration=self.iteration, path=str(path))
+        self.env.barrier()
+
+    def resume(self) -> bool:
+        """Continue from the newest complete checkpoint; False when there is none yet."""
+        payload = load_latest(self.run_dir / "checkpoints")
+        if payload is None:
+            return False
+        for problem in payload["_skipped"]:
+            self.log.message(f"skipped damaged checkpoint {problem}")
+        for name, net in self.networks().items():
+            net.load_state_dict(payload["models"][name])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(payload["optimizers"][name])
+        for name, scaler in self.scalers.items():
+            scaler.load_state_dict(payload["scalers"][name])
+        if self.ema is not None and "ema" in payload:
+            self.ema.load_state_dict(payload["ema"])
+        restore_rng(payload["rng"], {"latents": self.rng})
+        self.data.load_state_dict(payload["data"])
+        self.iteration, self.elapsed = int(payload["iteration"]), float(payload["elapsed"])
+        self.init_summary = payload.get("init", {})
+        self.log.message(f"resumed from {Path(payload['_path']).name} (iteration {self.iteration})")
+        return True
+
+    # -- export ----------------------------------------------------------------------------------
+    def export(self, path: Path, dtype: torch.dtype = torch.float32) -> Path:
+        """Our model file with a full model card (data summary, iterations, time, hardware, init)."""
+        cfg, summary = self.cfg, self.dataset.summary()
+        training = {
+            "data": summary,
+            "iterations": self.iteration,
+            "batch_size": cfg.batch_size,
+            "processes": self.env.world_size,
+            "time_hours": round(self.elapsed / 3600, 3),
+            "hardware": describe_hardware(self.env.device),
+            "ema": cfg.ema,
+            "precision": cfg.precision,
+            "optimiser": self.optimiser_text(),
+            "seed": cfg.seed,
+            **self.training_notes(),
+        }
+        card = ModelCard(
+            config=self.net,
+            name=cfg.name or self.default_name(summary),
+            modality=summary.get("modality", "unknown"),
+            intensity=IntensityMapping.from_dict(summary["intensity"]),
+            spacing_mm=tuple(summary.get("spacing_mm", summary.get("spacing", (1.0, 1.0, 1.0)))),
+            source=f"trained with engine {__version__} (python -m engine train)",
+            training=training,
+        )
+        return save_model(self.make_model(card), path, dtype)
+
+
+def data_label(summary: dict) -> str:
+    """What the data was, for a default model name: 'chest-ct phantoms' or 'CT'."""
+    kind = summary.get("kind", "")
+    return f"{kind} phantoms" if kind in ("chest-ct", "brain-mri") else summary.get("modality", "").upper()
