@@ -23,6 +23,10 @@ PART_NAMES = {"G": "generator", "E": "encoder", "Sub_E": "sub_encoder", "D": "di
 class _LoadedModel:
     """What every family's model shares: networks by file prefix (G, E, Sub_E, D), device, to, eval."""
 
+    @property
+    def config(self) -> HAGANConfig | SplitShuffleConfig:
+        return self.card.config
+
     def networks(self) -> dict[str, torch.nn.Module]:
         """Present networks by their file prefix."""
         found = {key: getattr(self, attr, None) for key, attr in PART_NAMES.items()}
@@ -69,10 +73,6 @@ class HAGANModel(_LoadedModel):
                 sub_encoder=SubEncoder(c) if "Sub_E" in parts else None,
                 discriminator=Discriminator(c) if "D" in parts else None,
             )
-
-    @property
-    def config(self) -> HAGANConfig:
-        return self.card.config
 
     @property
     def hierarchical(self) -> bool:
@@ -129,10 +129,6 @@ class SplitShuffleModel(_LoadedModel):
         with torch.device("meta") if empty else contextlib.nullcontext():
             d = SplitShuffleDiscriminator(card.config) if "D" in parts else None
             return cls(card=card, generator=SplitShuffleGenerator(card.config), discriminator=d)
-
-    @property
-    def config(self) -> SplitShuffleConfig:
-        return self.card.config
 
     @property
     def hierarchical(self) -> bool:

@@ -23,7 +23,7 @@ Smaller resolutions drop leading layers (official 128 has no D^H ``conv1``; 64 a
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .config_dict import DictConfig
 from .layers import SNLinear, group_norm, upsample2
 from .split_shuffle import check_block_type, make_conv
 
@@ -38,7 +39,7 @@ SUPPORTED_RESOLUTIONS = (32, 64, 128, 256)
 
 
 @dataclass(frozen=True)
-class HAGANConfig:
+class HAGANConfig(DictConfig):
     """Everything needed to build the networks; stored in every model card.
 
     Widths: ``g_width`` is G^H's channel count (official 32); G^A uses 16g, 8g, 4g and 2g, and
@@ -83,14 +84,6 @@ class HAGANConfig:
         if resolution not in (128, 256):
             raise ConfigError(f"official HA-GAN models exist at 128 and 256, not {resolution}")
         return cls(resolution=resolution, num_class=num_class)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> HAGANConfig:
-        known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
-        return cls(**known)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @property
     def feature_size(self) -> int:

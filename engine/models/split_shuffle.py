@@ -32,7 +32,7 @@ block's window (tap k // 2), so its output has the block's size and lines up wit
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
 
 import torch
@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .config_dict import DictConfig
 from .layers import SNConv2d, SNConv3d, upsample2
 
 
@@ -204,38 +205,26 @@ def make_conv(
     stride: int | tuple[int, ...] = 1,
     padding: int | tuple[int, ...] = 0,
     *,
-    dims: int = 3,
     block: str = "dense",
-    groups: int = 4,
-    spectral_norm: bool = False,
-    bias: bool = True,
+    **options,
 ) -> nn.Module:
     """A plain (spectrally normalised) convolution for ``dense``, else a SplitShuffleConv.
 
-    Dense layers stay plain convolutions so that their state-dict keys are those of an ordinary
-    network (HA-GAN's official layout).
+    ``options`` are SplitShuffleConv's (dims, groups, spectral_norm, bias). Dense layers stay plain
+    convolutions so that their state-dict keys are those of an ordinary network (HA-GAN's official
+    layout).
     """
-    if check_block_type(block) == "dense":
-        return _CONV[dims, spectral_norm](in_channels, out_channels, kernel_size, stride, padding, bias=bias)
-    return SplitShuffleConv(
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride,
-        padding,
-        dims=dims,
-        block=block,
-        groups=groups,
-        spectral_norm=spectral_norm,
-        bias=bias,
-    )
+    if check_block_type(block) != "dense":
+        return SplitShuffleConv(in_channels, out_channels, kernel_size, stride, padding, block=block, **options)
+    conv = _CONV[options.get("dims", 3), options.get("spectral_norm", False)]
+    return conv(in_channels, out_channels, kernel_size, stride, padding, bias=options.get("bias", True))
 
 
 # -- the model family -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class SplitShuffleConfig:
+class SplitShuffleConfig(DictConfig):
     """Everything needed to build a Split&Shuffle-GAN; stored in every model card.
 
     Widths: the generator has ``g_width`` channels at full resolution, twice as many per level
@@ -275,14 +264,6 @@ class SplitShuffleConfig:
                 raise ConfigError(f"{name} must be at least {branches} for '{self.blocks}' blocks")
         if self.max_width < max(self.g_width, self.d_width):
             raise ConfigError(f"max_width {self.max_width} is below g_width or d_width")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> SplitShuffleConfig:
-        known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
-        return cls(**known)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @property
     def levels(self) -> int:
