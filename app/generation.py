@@ -3,7 +3,9 @@
 The state says *what* to show (model, latent, truncation, slab); this controller decides which
 parts to compute: only the anchor while a slider moves (PREVIEW), anchor + slab + full volume when
 it stops (FULL), only the slab when the slab moves. Parts asked for but not yet delivered stay
-wanted, so a newer request that supersedes an older one never loses a part.
+wanted, so a newer request that supersedes an older one never loses a part. Previews run one at a
+time and each is shown: while one runs, only the newest latent waits for the next turn (cancelling
+the running preview on every slider step would drop every result and show nothing until release).
 """
 
 from __future__ import annotations
@@ -11,15 +13,24 @@ from __future__ import annotations
 import os
 import time
 
-from PySide6.QtCore import QObject, Signal
+import torch
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from engine.checkpoints import load_model
 from engine.device import resolve_device
 from engine.explore import Explorer
 from engine.generate import SampleRequest
 
-from .state import FULL, AppState, Latent, LoadedModel
+from .state import FULL, PREVIEW, AppState, Latent, LoadedModel
 from .workers import JobRunner
+
+
+def leave_a_core_to_the_ui() -> None:
+    """Torch's intra-op threads take every core by default; the UI thread (and a software OpenGL
+    renderer) then waits behind them and a moving slider stutters. One core fewer costs little."""
+    cores = os.cpu_count() or 1
+    if cores > 1 and torch.get_num_threads() > cores - 1:
+        torch.set_num_threads(cores - 1)
 
 
 class GenerationController(QObject):
@@ -35,7 +46,11 @@ class GenerationController(QObject):
         self.device = "auto"
         self.explorer: Explorer | None = None
         self.last_seconds = 0.0
+        leave_a_core_to_the_ui()
         self._wanted: set[str] = set()
+        self._preview_ticket: int | None = None  # the running preview job
+        self._preview_waiting = False  # a newer preview latent waits for it
+        jobs.job_finished.connect(self._on_job_finished)
         state.model_changed.connect(self._on_model)
         state.latent_changed.connect(self._on_latent)
         state.truncation_changed.connect(lambda _value: self._request(self._all_parts()))
@@ -66,7 +81,26 @@ class GenerationController(QObject):
             self._request(self._all_parts())
 
     def _on_latent(self, latent: Latent, quality: str) -> None:
-        self._request(self._all_parts() if quality == FULL else {"anchor"})
+        if quality == FULL:
+            self._preview_waiting = False
+            self._request(self._all_parts())
+        elif self._preview_ticket is not None:
+            self._preview_waiting = True
+        else:
+            self._wanted &= {"anchor"}  # parts of older latents: the FULL request after the preview asks again
+            self._preview_ticket = self._request({"anchor"})
+
+    @Slot(int, str)
+    def _on_job_finished(self, ticket: int, _outcome: str) -> None:
+        if ticket == self._preview_ticket:
+            self._preview_ticket = None
+            if self._preview_waiting:
+                self._preview_waiting = False
+                QTimer.singleShot(0, self, self._next_preview)  # after the finished job's result is shown
+
+    def _next_preview(self) -> None:
+        if self.state.quality == PREVIEW and self.state.latent is not None:
+            self._on_latent(self.state.latent, PREVIEW)
 
     def _on_slab(self, _start: int) -> None:
         # after a volume from a file, the model's parts are gone: a slab move brings them all back
@@ -76,13 +110,13 @@ class GenerationController(QObject):
         model = self.state.model
         return {"anchor", "slab", "full"} if model is None or model.hierarchical else {"full"}
 
-    def _request(self, parts: set[str]) -> None:
+    def _request(self, parts: set[str]) -> int | None:
         state, explorer = self.state, self.explorer
         if state.model is None or state.latent is None or explorer is None:
-            return
+            return None
         parts = (self._wanted | parts) & set(explorer.parts)
         if not parts:
-            return
+            return None
         self._wanted = parts
         latent, slab = state.latent, state.slab_start
         request = SampleRequest(seed=latent.seed, latent=latent.z, truncation=state.truncation, origin=latent.label)
@@ -106,4 +140,4 @@ class GenerationController(QObject):
             self._wanted.clear()
             self.generation_failed.emit(message)
 
-        self.jobs.submit("generate", f"Generating {latent.label}", work, done, failed)
+        return self.jobs.submit("generate", f"Generating {latent.label}", work, done, failed)

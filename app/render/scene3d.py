@@ -67,13 +67,14 @@ def add_3d(
             blending="maximum",
             show_scalar_bar=False,
             reset_camera=False,
+            render=False,  # the caller renders once, after every change
         )
         return [actor]
     if mode == "isosurface":
         surface = image.contour([iso_value], scalars="intensity")
         if surface.n_points == 0:
             return []
-        return [plotter.add_mesh(surface, color="#e8dcc8", smooth_shading=True, reset_camera=False)]
+        return [plotter.add_mesh(surface, color="#e8dcc8", smooth_shading=True, reset_camera=False, render=False)]
     actor = plotter.add_volume(
         image,
         scalars="intensity",
@@ -83,6 +84,7 @@ def add_3d(
         shade=False,
         show_scalar_bar=False,
         reset_camera=False,
+        render=False,
     )
     return [actor]
 

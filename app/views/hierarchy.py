@@ -8,7 +8,7 @@ one crosshair and one set of cameras serve them all. The slab slider moves in st
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
 
 from engine.volume import generated_affine
@@ -27,6 +27,7 @@ NO_HIERARCHY = (
     "The full volume is on the right."
 )
 WINDOW_DRAG_PIXELS = 250  # dragging this many pixels changes the window by its own width
+FRAME_MS = 16  # between the panes of one delivery: each gets its own paint
 
 
 class HierarchyView(QWidget):
@@ -38,6 +39,9 @@ class HierarchyView(QWidget):
         super().__init__(parent)
         self.state = state
         self.panes = {part: VolumePane(title) for part, title in TITLES.items()}
+        self._queued: dict[str, object] = {}  # part -> volume waiting for its turn (see _draw_next)
+        self._drawn: set[str] = set()
+        self._draw_scheduled = False
         self.anchor, self.slab, self.full = (self.panes[p] for p in ("anchor", "slab", "full"))
         for pane in (self.anchor, self.slab):
             pane.share_cameras(self.full)
@@ -92,6 +96,7 @@ class HierarchyView(QWidget):
 
     def _on_model(self, model: LoadedModel | None) -> None:
         self.state.window = None  # the next volume brings its own default window
+        self._queued.clear()
         if model is None:
             for pane in self.panes.values():
                 pane.show_message("No model loaded — File > Open model…")
@@ -119,21 +124,44 @@ class HierarchyView(QWidget):
             first = volumes.get("full") or next(iter(volumes.values()))
             modality = self.state.model.card.modality if self.state.model else ""
             self.state.set_window(default_window(first, modality))  # panes without a volume skip it
-        shown = set()
         for part, pane in self.panes.items():
             volume = volumes.get(part)
             if volume is None and "full" in volumes and "anchor" not in volumes and "slab" not in volumes:
                 hierarchical = self.state.model is None or self.state.model.hierarchical
                 if hierarchical or part == "full":  # (a one-piece model's panes say so already)
                     pane.show_message(f"{TITLES[part]}: not part of a volume opened from a file")
+                self._queued.pop(part, None)
                 continue
             if volume is None or (pane.volume is volume):
                 continue
-            pane.crosshair = self.state.crosshair
-            pane.set_volume(volume, self.state.window)
-            shown.add(part)
-        if shown:
-            self.rendered.emit(shown)
+            self._queued[part] = volume
+        self._schedule_draw()
+
+    def _schedule_draw(self, delay_ms: int = 0) -> None:
+        if self._queued and not self._draw_scheduled:
+            self._draw_scheduled = True
+            QTimer.singleShot(delay_ms, self, self._draw_next)  # dropped if the view is gone
+
+    def _draw_next(self) -> None:
+        """Draw one waiting pane per turn of the event loop; ``rendered`` follows the last one.
+
+        Three panes drawn in one go block the UI thread for the sum of their renders (about 200 ms
+        on a software renderer); one at a time, FRAME_MS apart so that each pane's paint comes
+        before the next pane's update, timers and input get a turn in between.
+        """
+        self._draw_scheduled = False
+        if not self._queued:
+            return
+        part = next(iter(self._queued))
+        pane = self.panes[part]
+        pane.crosshair = self.state.crosshair
+        pane.set_volume(self._queued.pop(part), self.state.window)
+        self._drawn.add(part)
+        if self._queued:
+            self._schedule_draw(FRAME_MS)  # after this pane's paint: one render per turn
+        else:
+            drawn, self._drawn = self._drawn, set()
+            self.rendered.emit(drawn)
 
     def _on_window(self, window) -> None:
         for pane in self.panes.values():

@@ -94,6 +94,7 @@ class VolumePane(QWidget):
         self._crosshairs: list = []  # one line mesh per view (each renderer needs its own actor)
         self._box_meshes: dict[str, list] = {}
         self._actors_3d: list = []
+        self._look_3d: tuple | None = None  # what the 3D actors show, besides the voxels
         self._label_synthetic: bool | None = None  # which label the scene carries
         self._press: tuple[str, int, int] | None = None
         self._dragging = False
@@ -269,15 +270,25 @@ class VolumePane(QWidget):
         row, column, _ = VIEWS["3d"]
         p.subplot(row, column)
         renderer = p.renderer
+        image, look = None, None
+        if self.grid is not None and self.show_3d:
+            presets = volume_presets(self.volume, self.modality)
+            preset = presets[min(self.volume_preset, len(presets) - 1)]
+            iso = self.iso_value if self.iso_value is not None else isosurface_value(self.volume, self.modality)
+            image = rendering_grid(self.grid)
+            look = (self.render_mode, self.window, repr(preset), iso, image.dimensions, image.spacing, image.origin)
+            if self._actors_3d and look == self._look_3d and self.render_mode != "isosurface":
+                # only the voxels changed (e.g. the next point of an interpolation): refilling the
+                # mapper's grid costs a fraction of a new actor with its transfer functions
+                target = self._actors_3d[0].mapper.dataset
+                target.point_data["intensity"][:] = image.point_data["intensity"]
+                target.Modified()
+                return
         for actor in self._actors_3d:
             renderer.remove_actor(actor, render=False)
-        self._actors_3d = []
-        if self.grid is None or not self.show_3d:
-            return
-        presets = volume_presets(self.volume, self.modality)
-        preset = presets[min(self.volume_preset, len(presets) - 1)]
-        iso = self.iso_value if self.iso_value is not None else isosurface_value(self.volume, self.modality)
-        self._actors_3d = add_3d(p, rendering_grid(self.grid), self.render_mode, self.window, preset, iso)
+        self._actors_3d, self._look_3d = [], look
+        if image is not None:
+            self._actors_3d = add_3d(p, image, self.render_mode, self.window, preset, iso)
 
     def reset_cameras(self) -> None:
         """Slice views face their plane (radiological convention) and fit it; the 3D view is isometric."""
@@ -307,8 +318,14 @@ class VolumePane(QWidget):
             self.plotter.renderer.reset_camera_clipping_range()
 
     def render(self) -> None:
+        """Ask for one redraw in the next paint; several changes in one event-loop turn share it.
+
+        ``plotter.render()`` would render now and then once more in the paint it schedules
+        (pyvistaqt's paintGL always renders): twice the time on the UI thread for the same image.
+        Whoever needs the pixels at once (a test's screenshot) calls ``plotter.render()`` itself.
+        """
         if self.stack.currentWidget() is self.plotter:
-            self.plotter.render()
+            self.plotter.update()
 
     def _update_readout(self) -> None:
         if self.grid is None:
