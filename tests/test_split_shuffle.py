@@ -1,6 +1,10 @@
 """Split&Shuffle-GAN: channel shuffle, blocks, parameter budgets, HA-GAN with blocks, model files."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,6 +137,7 @@ def test_hagan_with_blocks_keeps_its_hierarchy_and_first_and_last_layers_dense(b
 
 # -- training, model files and generation end to end (tiny, in-process like tests/test_training.py) --
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--phantoms", "chest-ct", "--resolution", "32", "--batch-size", "2", "--phantom-count", "4", "--log-every", "1"]
 SPLIT = ["--family", "split-shuffle", "--preset", "tiny", *TINY]
 
@@ -220,6 +225,22 @@ def test_split_shuffle_files_load_sample_and_interpolate_full_volumes_only(runs,
     out = capsys.readouterr().out
     assert "split-shuffle" in out and "G + D" in out and "no anchor or slabs" in out
     assert len(list((tmp_path / "s").glob("*.nii.gz"))) == 2 and len(list((tmp_path / "i").glob("*.nii.gz"))) == 2
+
+
+def test_two_processes_with_torchrun_match_one_process_on_slices(tmp_path):
+    """DDP: each process takes its volumes' slices and latents; together they make one process's step."""
+    common = [*SPLIT, "--stage", "2d", "--iterations", "1", "--slices-per-volume", "2"]
+    progress = tmp_path / "ddp.jsonl"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531"]
+    command += ["-m", "engine", "train", *common, "--out", str(tmp_path / "ddp"), "--progress-json", str(progress)]
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    ddp = [json.loads(line) for line in progress.read_text().splitlines() if '"progress"' in line][0]["losses"]
+    single = [e for e in train(tmp_path / "single", *common) if e["event"] == "progress"][0]["losses"]
+    for name, value in single.items():
+        assert ddp[name] == pytest.approx(value, rel=1e-3, abs=1e-4), name
 
 
 @pytest.mark.parametrize(
