@@ -1,4 +1,4 @@
-"""The engine: HA-GAN (and later Split&Shuffle-GAN) models, generation, volumes, CLI.
+"""The engine: HA-GAN and Split&Shuffle-GAN models, generation, volumes, training, metrics, CLI.
 
 Never imports Qt, VTK or pyvista; the app and scripts use the same public API.
 """
