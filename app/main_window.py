@@ -76,9 +76,10 @@ class MainWindow(QMainWindow):
         self.add_panel("model", ModelPanel(self.context), "Model", LEFT)
         self.add_panel("latent", LatentPanel(self.context), "Latent", LEFT)
         self.add_panel("interpolation", InterpolationPanel(self.context), "Interpolation", LEFT, tab_with="latent")
-        self.add_panel("view", ViewPanel(self.context), "Viewing", RIGHT)
-        self.add_panel("artifact", ArtifactPanel(self.context), "Artifact check", RIGHT, tab_with="view")
-        self.add_panel("encode", EncodePanel(self.context), "Encode", RIGHT, tab_with="view")
+        # one column of docks leaves the three panes most of the width; any dock can be dragged out
+        self.add_panel("view", ViewPanel(self.context), "Viewing", LEFT, tab_with="latent")
+        self.add_panel("artifact", ArtifactPanel(self.context), "Artifact check", LEFT, tab_with="latent")
+        self.add_panel("encode", EncodePanel(self.context), "Encode", LEFT, tab_with="latent")
 
         def open_train() -> None:
             from .panels.train_dialog import open_train_dialog  # a dialog made on first use (loads pyqtgraph)
@@ -110,7 +111,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         if tab_with in self.docks:
             self.tabifyDockWidget(self.docks[tab_with], dock)
-            self.docks[tab_with].raise_()
+            self.docks[tab_with].raise_()  # the first panel of a tab group stays in front
         self.panels[name], self.docks[name] = widget, dock
         self.view_menu.addAction(dock.toggleViewAction())
         return dock

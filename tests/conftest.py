@@ -46,6 +46,7 @@ def main_window(qtbot, monkeypatch, app_home):
 
     from app.main_window import MainWindow
 
+    threads = torch.get_num_threads()  # the app leaves a core to the UI; later engine tests get it back
     dialogs: list[str] = []
     monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *args: dialogs.append(text))
     window = MainWindow()
@@ -55,3 +56,4 @@ def main_window(qtbot, monkeypatch, app_home):
     qtbot.waitExposed(window)
     yield window
     window.close()  # stops jobs and closes every VTK view while the GL context is alive
+    torch.set_num_threads(threads)
