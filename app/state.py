@@ -38,6 +38,19 @@ class Latent:
         return other is not None and self.key == other.key and self.label == other.label
 
 
+@dataclass(frozen=True)
+class LatentPath:
+    """The interpolation path: keyframes (A, B, ...), the interpolation method and the position t."""
+
+    keyframes: tuple[Latent, ...] = ()
+    method: str = "slerp"
+    t: float = 0.0
+
+    def same_as(self, other: LatentPath) -> bool:
+        keys = lambda path: tuple((k.key, k.label) for k in path.keyframes)  # noqa: E731
+        return keys(self) == keys(other) and (self.method, self.t) == (other.method, other.t)
+
+
 @dataclass
 class LoadedModel:
     """A model as the app holds it: the engine's model object plus where it came from."""
@@ -69,7 +82,8 @@ class LoadedModel:
 
 
 class AppState(QObject):
-    """Current model, latent, truncation, crosshair (mm), window/level, slab, 3D mode and volumes."""
+    """Current model, latent, interpolation path, truncation, crosshair (mm), window/level, slab, 3D mode,
+    layout and the volumes shown."""
 
     model_changed = Signal(object)  # LoadedModel | None
     latent_changed = Signal(object, str)  # Latent, PREVIEW | FULL
@@ -80,6 +94,7 @@ class AppState(QObject):
     render_mode_changed = Signal(str)  # one of RENDER_MODES
     volumes_changed = Signal(object)  # dict part -> Volume (anchor, slab, full; what the views show)
     layout_changed = Signal(str)  # one of LAYOUTS
+    path_changed = Signal(object)  # LatentPath
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -95,6 +110,7 @@ class AppState(QObject):
         self.iso_value: float | None = None  # None: the preset's default level
         self.volumes: dict[str, Volume] = {}
         self.layout = LAYOUTS[0]
+        self.path = LatentPath()
 
     def set_model(self, model: LoadedModel | None) -> None:
         """A new model: volumes of the old one are dropped and the slab goes back to the middle."""
@@ -140,6 +156,12 @@ class AppState(QObject):
         if new != (self.render_mode, self.volume_preset, self.iso_value):
             self.render_mode, self.volume_preset, self.iso_value = new
             self.render_mode_changed.emit(mode)
+
+    def set_path(self, path: LatentPath) -> None:
+        """The interpolation path (its panel shows the point at t by setting the latent)."""
+        if not path.same_as(self.path):
+            self.path = path
+            self.path_changed.emit(path)
 
     def set_layout(self, layout: str) -> None:
         if layout not in LAYOUTS:

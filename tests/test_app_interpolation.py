@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import imageio.v2 as imageio_v2
 import imageio.v3 as iio
@@ -49,9 +50,13 @@ def test_keyframes_from_two_seeds_with_slerp_start_and_end_at_the_seeds(main_win
     assert torch.equal(state.latent.z, seed_to_z(1, dim))
     panel.slider.setValue(1000)
     assert torch.equal(state.latent.z, seed_to_z(2, dim))
+    assert state.path.t == 1.0 and [k.label for k in state.path.keyframes] == ["seed 1", "seed 2"]
     panel.move_selected(-1)  # reordered: the views follow the new path at the same t
     assert [k.label for k in panel.keyframes] == ["seed 2", "seed 1"]
     assert torch.equal(state.latent.z, seed_to_z(1, dim))
+    # the path lives in the application state: edited there, the panel and the views follow
+    state.set_path(replace(state.path, method="lerp"))
+    assert panel.method_box.currentText() == "lerp" and state.latent.label.startswith("lerp t=1.000")
 
     scan = Latent(torch.randn(1, dim), "scan.nii.gz (encoded)")  # e.g. a bookmark or an encoded scan
     state.set_latent(scan)

@@ -8,6 +8,7 @@ FULL and the controller refines to full resolution. The panel never runs the mod
 from __future__ import annotations
 
 import queue
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,8 @@ class InterpolationPanel(QWidget):
     def __init__(self, context: AppContext, parent: QWidget | None = None):
         super().__init__(parent)
         self.context = context
-        self.keyframes: list[Latent] = []
         self._shown: Latent | None = None  # the latent this panel last put in the state
+        self._structure: tuple = ((), "slerp")  # keyframes and method the list shows
         self._play_position = 0.0
         self._export_ticket: int | None = None
         self._bridge: _FrameBridge | None = None
@@ -63,6 +64,7 @@ class InterpolationPanel(QWidget):
         self._play_timer = QTimer(self)
         self._play_timer.timeout.connect(self._tick)
         context.state.model_changed.connect(self._on_model)
+        context.state.path_changed.connect(lambda _path: self._path_changed())
         context.jobs.job_finished.connect(self._on_job_finished)
         self._update_enabled()
 
@@ -153,7 +155,9 @@ class InterpolationPanel(QWidget):
         self.up_button.clicked.connect(lambda: self.move_selected(-1))
         self.down_button.clicked.connect(lambda: self.move_selected(+1))
         self.keyframe_list.currentRowChanged.connect(lambda _row: self._update_enabled())
-        self.method_box.currentTextChanged.connect(lambda _method: self._path_changed())
+        self.method_box.currentTextChanged.connect(
+            lambda method: self.context.state.set_path(replace(self.context.state.path, method=method))
+        )
         self.slider.valueChanged.connect(self._on_slider)
         self.slider.sliderReleased.connect(self._settle)
         self.play_button.clicked.connect(self.toggle_play)
@@ -164,8 +168,18 @@ class InterpolationPanel(QWidget):
     # -- keyframes -------------------------------------------------------------------------------
 
     @property
+    def keyframes(self) -> list[Latent]:
+        """The path's keyframes: they live in the application state (``state.path``)."""
+        return list(self.context.state.path.keyframes)
+
+    def _set_keyframes(self, keyframes: list[Latent], select: int | None = None) -> None:
+        self.context.state.set_path(replace(self.context.state.path, keyframes=tuple(keyframes)))
+        if select is not None:
+            self.keyframe_list.setCurrentRow(select)
+
+    @property
     def method(self) -> str:
-        return self.method_box.currentText()
+        return self.context.state.path.method
 
     @property
     def t(self) -> float:
@@ -186,32 +200,37 @@ class InterpolationPanel(QWidget):
         self._add(Latent(latent.z.detach().cpu().float().reshape(1, -1), latent.label, latent.seed))
 
     def _add(self, latent: Latent) -> None:
-        self.keyframes.append(latent)
-        self._path_changed(select=len(self.keyframes) - 1)
+        self._set_keyframes([*self.keyframes, latent], select=len(self.keyframes))
 
     def remove_selected(self) -> None:
-        row = self.keyframe_list.currentRow()
-        if 0 <= row < len(self.keyframes):
-            del self.keyframes[row]
-            self._path_changed(select=min(row, len(self.keyframes) - 1))
+        row, keyframes = self.keyframe_list.currentRow(), self.keyframes
+        if 0 <= row < len(keyframes):
+            del keyframes[row]
+            self._set_keyframes(keyframes, select=min(row, len(keyframes) - 1))
 
     def move_selected(self, step: int) -> None:
-        row = self.keyframe_list.currentRow()
+        row, keyframes = self.keyframe_list.currentRow(), self.keyframes
         other = row + step
-        if 0 <= row < len(self.keyframes) and 0 <= other < len(self.keyframes):
-            self.keyframes[row], self.keyframes[other] = self.keyframes[other], self.keyframes[row]
-            self._path_changed(select=other)
+        if 0 <= row < len(keyframes) and 0 <= other < len(keyframes):
+            keyframes[row], keyframes[other] = keyframes[other], keyframes[row]
+            self._set_keyframes(keyframes, select=other)
 
-    def _path_changed(self, select: int | None = None) -> None:
-        """Refresh the list; if the views show a point of this path, show the new path's point at t."""
+    def _path_changed(self) -> None:
+        """Follow the state's path: list and method; if the views show a point of the path, show the
+        new path's point at t."""
+        path = self.context.state.path
+        row = self.keyframe_list.currentRow()
         self.keyframe_list.blockSignals(True)
         self.keyframe_list.clear()
-        self.keyframe_list.addItems([f"{i + 1}. {k.label}" for i, k in enumerate(self.keyframes)])
+        self.keyframe_list.addItems([f"{i + 1}. {k.label}" for i, k in enumerate(path.keyframes)])
+        self.keyframe_list.setCurrentRow(min(row, len(path.keyframes) - 1))
         self.keyframe_list.blockSignals(False)
-        if select is not None:
-            self.keyframe_list.setCurrentRow(select)
+        if self.method_box.currentText() != path.method:
+            self.method_box.setCurrentText(path.method)
         self._update_enabled()
-        if self._shown is not None and self.context.state.latent is self._shown:
+        structure = (tuple((k.key, k.label) for k in path.keyframes), path.method)
+        changed, self._structure = structure != self._structure, structure  # (a move of t is not a change)
+        if changed and self._shown is not None and self.context.state.latent is self._shown:
             self.show_t(self.t, FULL)
 
     def _on_model(self, model: LoadedModel | None) -> None:
@@ -228,8 +247,8 @@ class InterpolationPanel(QWidget):
         if len(kept) < len(self.keyframes):
             dropped = len(self.keyframes) - len(kept)
             self.context.show_message(f"Interpolation: {dropped} keyframe(s) do not fit this model's latent size")
-        self.keyframes, self._shown = kept, None
-        self._path_changed()
+        self._shown = None
+        self._set_keyframes(kept)
 
     def _update_enabled(self) -> None:
         ready = len(self.keyframes) >= 2
@@ -246,6 +265,7 @@ class InterpolationPanel(QWidget):
         """Put the path's latent at ``t`` in the state (PREVIEW: anchor only; FULL: every part)."""
         if len(self.keyframes) < 2:
             return
+        self.context.state.set_path(replace(self.context.state.path, t=t))
         z = path_point([k.z for k in self.keyframes], t, self.method)
         self._shown = Latent(z, path_label([k.label for k in self.keyframes], self.method, t), None)
         self.context.state.set_latent(self._shown, quality)
