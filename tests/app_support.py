@@ -52,3 +52,18 @@ def wait_for_parts(window, qtbot, action, parts=("full",)) -> None:
         qtbot.waitUntil(lambda: set(parts) <= seen, timeout=WAIT_MS)
     finally:
         window.hierarchy.rendered.disconnect(record)
+
+
+def make_tiny_split_shuffle_model(path: Path, seed: int = 0) -> Path:
+    """A 32^3 Split&Shuffle-GAN (one-piece generator, no anchor or slabs) with seeded random weights."""
+    from engine.card import CT_WINDOW, ModelCard
+    from engine.checkpoints import save_model
+    from engine.model import SplitShuffleModel
+    from engine.models.split_shuffle import SplitShuffleConfig
+
+    config = SplitShuffleConfig(resolution=32, latent_dim=16, g_width=8, d_width=8, max_width=32)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        card = ModelCard(config=config, family="split-shuffle", name="tiny-ss", modality="ct", intensity=CT_WINDOW)
+        model = SplitShuffleModel.build(card, parts=("G",))
+    return save_model(model, path)

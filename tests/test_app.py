@@ -225,3 +225,22 @@ def test_export_without_a_volume_explains_why(main_window, tmp_path):
 
     export_volume(main_window.context, "slab", tmp_path / "x.nii.gz")
     assert main_window.dialogs == ["there is no slab volume to export yet"]
+
+
+def test_split_shuffle_model_shows_full_volumes_and_says_it_has_no_hierarchy(main_window, qtbot, tmp_path):
+    from app_support import make_tiny_split_shuffle_model
+
+    path = make_tiny_split_shuffle_model(tmp_path / "tiny-ss.safetensors")
+    open_and_wait(main_window, qtbot, path, seed=1)
+    hierarchy, state = main_window.hierarchy, main_window.state
+    assert set(state.volumes) == {"full"} and state.volumes["full"].array.shape == (32, 32, 32)
+    assert frame(hierarchy.full).std() > 1 and not main_window.dialogs
+    for pane in (hierarchy.anchor, hierarchy.slab):
+        assert "has no" in pane.message.text() and "split-shuffle" in pane.message.text()
+    assert not hierarchy.slab_slider.isEnabled() and "split-shuffle generator" in hierarchy.full.header.text()
+    before = frame(hierarchy.full)
+    interpolation = main_window.panels["interpolation"]
+    interpolation.add_seed(1)
+    interpolation.add_seed(4)
+    wait_for_parts(main_window, qtbot, lambda: interpolation.slider.setValue(1000))
+    assert state.latent.label.startswith("slerp t=1.000") and differ(before, frame(hierarchy.full)) > 1.0

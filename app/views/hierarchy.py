@@ -106,6 +106,7 @@ class HierarchyView(QWidget):
             pane.show_message(f"Generating with {model.name}…")
         hierarchical = model.hierarchical
         self.slab_slider.setEnabled(hierarchical)
+        self.full.header.setText(TITLES["full"] if hierarchical else f"Full volume ({model.card.family} generator)")
         if hierarchical:
             steps = (model.resolution - model.slab_thickness) // 4
             self.slab_slider.blockSignals(True)
