@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QTabBar,
     QWidget,
 )
 
@@ -73,13 +74,15 @@ class MainWindow(QMainWindow):
         from .panels.model_panel import ModelPanel
         from .panels.view_panel import ViewPanel
 
+        # one column of tabbed docks: the three panes get most of the width and each panel the
+        # column's full height; any dock can be dragged out and resized
         self.add_panel("model", ModelPanel(self.context), "Model", LEFT)
-        self.add_panel("latent", LatentPanel(self.context), "Latent", LEFT)
-        self.add_panel("interpolation", InterpolationPanel(self.context), "Interpolation", LEFT, tab_with="latent")
-        # one column of docks leaves the three panes most of the width; any dock can be dragged out
-        self.add_panel("view", ViewPanel(self.context), "Viewing", LEFT, tab_with="latent")
-        self.add_panel("artifact", ArtifactPanel(self.context), "Artifact check", LEFT, tab_with="latent")
-        self.add_panel("encode", EncodePanel(self.context), "Encode", LEFT, tab_with="latent")
+        self.add_panel("latent", LatentPanel(self.context), "Latent", LEFT, tab_with="model")
+        self.add_panel("interpolation", InterpolationPanel(self.context), "Interpolation", LEFT, tab_with="model")
+        self.add_panel("view", ViewPanel(self.context), "Viewing", LEFT, tab_with="model")
+        self.add_panel("artifact", ArtifactPanel(self.context), "Artifact check", LEFT, tab_with="model")
+        self.add_panel("encode", EncodePanel(self.context), "Encode", LEFT, tab_with="model")
+        self.docks["latent"].raise_()  # what users reach for first; the demo model opens by itself
 
         def open_train() -> None:
             from .panels.train_dialog import open_train_dialog  # a dialog made on first use (loads pyqtgraph)
@@ -94,6 +97,9 @@ class MainWindow(QMainWindow):
             self._layout_restored = True
             docks = list(self.docks.values())
             self.resizeDocks(docks, [300] * len(docks), Qt.Orientation.Horizontal)  # or their minimum
+        for bar in self.findChildren(QTabBar):  # dock tabs: whole names, scroll arrows when they do not fit
+            bar.setElideMode(Qt.TextElideMode.ElideNone)
+            bar.setUsesScrollButtons(True)
 
     def add_panel(
         self, name: str, widget: QWidget, title: str, area: Qt.DockWidgetArea, tab_with: str | None = None
@@ -111,7 +117,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         if tab_with in self.docks:
             self.tabifyDockWidget(self.docks[tab_with], dock)
-            self.docks[tab_with].raise_()  # the first panel of a tab group stays in front
+            self.docks[tab_with].raise_()
         self.panels[name], self.docks[name] = widget, dock
         self.view_menu.addAction(dock.toggleViewAction())
         return dock
