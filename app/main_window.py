@@ -42,6 +42,7 @@ class MainWindow(QMainWindow):
     def __init__(self, interactive: bool = True, parent: QWidget | None = None):
         super().__init__(parent)
         self.interactive = interactive  # False: errors are only signalled (screenshots, scripts)
+        self._closed = False
         self.setWindowTitle(TITLE)
         screen = QGuiApplication.primaryScreen()
         available = screen.availableGeometry() if screen else None
@@ -297,6 +298,10 @@ class MainWindow(QMainWindow):
         return isinstance(layout, QByteArray) and self.restoreState(layout)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if self._closed:  # a second close (e.g. a test's teardown after a restart) has nothing left to do
+            super().closeEvent(event)
+            return
+        self._closed = True
         store = settings()
         store.setValue("window/geometry", self.saveGeometry())
         store.setValue("window/state", self.saveState())

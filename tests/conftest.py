@@ -42,6 +42,7 @@ def tiny_model_file(tmp_path_factory) -> Path:
 @pytest.fixture
 def main_window(qtbot, monkeypatch, app_home):
     """The real main window, shown; error dialogs are recorded in ``window.dialogs`` instead of blocking."""
+    import shiboken6
     from PySide6.QtWidgets import QMessageBox
 
     from app.main_window import MainWindow
@@ -55,5 +56,19 @@ def main_window(qtbot, monkeypatch, app_home):
     window.show()
     qtbot.waitExposed(window)
     yield window
-    window.close()  # stops jobs and closes every VTK view while the GL context is alive
+    if shiboken6.isValid(window):  # (a test that restarts the app may have deleted it already)
+        window.close()  # stops jobs and closes every VTK view while the GL context is alive
+        delete_now(window)
     torch.set_num_threads(threads)
+
+
+def delete_now(window) -> None:
+    """Destroy a closed window before the next test starts, not in the middle of it (deleteLater
+    would run in the next test's event loop, next to that test's GL contexts)."""
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()

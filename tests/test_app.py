@@ -211,7 +211,7 @@ def test_open_a_nifti_export_it_and_reimport_the_same_array(main_window, qtbot, 
     hierarchy = main_window.hierarchy
     assert frame(hierarchy.full).std() > 1 and hierarchy.full.volume.array.shape == (24, 24, 16)
     assert "not part of a volume opened from a file" in hierarchy.anchor.message.text()
-    assert hierarchy.full.stack.currentWidget() is hierarchy.full.plotter
+    assert hierarchy.full.showing_volume and not hierarchy.anchor.showing_volume
     out = tmp_path / "exported.nii.gz"
     export_volume(main_window.context, "full", out)
     qtbot.waitUntil(lambda: out.exists() and not main_window.jobs.busy(), timeout=WAIT_MS)

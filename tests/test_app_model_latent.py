@@ -44,8 +44,11 @@ def restart(qtbot, monkeypatch, main_window):
         return window
 
     yield start
+    from conftest import delete_now
+
     for window in started:
         window.close()
+        delete_now(window)
 
 
 def test_opening_from_the_panel_shows_the_card_and_renders(main_window, qtbot, tiny_model_file):

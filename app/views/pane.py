@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 from pyvistaqt import QtInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 
@@ -68,9 +68,14 @@ class VolumePane(QWidget):
             # the panes share the width equally, whatever their text or content says it wants
             widget.setSizePolicy(QSizePolicy.Policy.Ignored, widget.sizePolicy().verticalPolicy())
         self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.plotter)
-        self.stack.addWidget(self.message)
+        # The message lies over the plotter instead of replacing it: a VTK widget that stays
+        # visible gets its GL context when the window first shows, before any VTK call needs
+        # one (a hidden one makes pyvistaqt fall back to throwaway offscreen contexts).
+        self.stack = QWidget()
+        overlay = QGridLayout(self.stack)
+        overlay.setContentsMargins(0, 0, 0, 0)
+        overlay.addWidget(self.plotter, 0, 0)
+        overlay.addWidget(self.message, 0, 0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(0)
@@ -99,6 +104,7 @@ class VolumePane(QWidget):
         self._press: tuple[str, int, int] | None = None
         self._dragging = False
         self.arrangement = (2, 2)
+        self._closed = False
         self._install_style()
         self.show_message("No volume yet")
 
@@ -108,7 +114,8 @@ class VolumePane(QWidget):
         """Replace the views by a sentence (no model yet, a part this family does not have)."""
         self.volume, self.grid = None, None
         self.message.setText(text)
-        self.stack.setCurrentWidget(self.message)
+        self.message.show()
+        self.message.raise_()
         self.readout.setText("")
 
     def set_volume(self, volume: Volume, window: WindowLevel | None = None, reset_camera: bool = False) -> None:
@@ -123,7 +130,7 @@ class VolumePane(QWidget):
         self.volume, self.grid = volume, grid
         if window is not None:
             self.window = window
-        self.stack.setCurrentWidget(self.plotter)
+        self.message.hide()
         self.arrange()
         labelled = self._label_synthetic == bool(volume.provenance.get("synthetic", False))
         if same_geometry and self._slices and labelled:
@@ -317,6 +324,11 @@ class VolumePane(QWidget):
             camera.parallel_scale = 0.52 * max(extent[up_axis], extent[across] / aspect)
             self.plotter.renderer.reset_camera_clipping_range()
 
+    @property
+    def showing_volume(self) -> bool:
+        """True while a volume is on screen, False while the pane shows a message instead."""
+        return self.message.isHidden()
+
     def render(self) -> None:
         """Ask for one redraw in the next paint; several changes in one event-loop turn share it.
 
@@ -324,7 +336,7 @@ class VolumePane(QWidget):
         (pyvistaqt's paintGL always renders): twice the time on the UI thread for the same image.
         Whoever needs the pixels at once (a test's screenshot) calls ``plotter.render()`` itself.
         """
-        if self.stack.currentWidget() is self.plotter:
+        if self.showing_volume:
             self.plotter.update()
 
     def _update_readout(self) -> None:
@@ -447,5 +459,7 @@ class VolumePane(QWidget):
             self.plotter.renderers[index].camera = other.plotter.renderers[index].camera
 
     def close_view(self) -> None:
-        """Finalize VTK/GL while the widget and its context are alive."""
-        self.plotter.close()
+        """Finalize VTK/GL while the widget and its context are alive (once; later calls do nothing)."""
+        if not self._closed:
+            self._closed = True
+            self.plotter.close()
