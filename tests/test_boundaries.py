@@ -10,7 +10,7 @@ BLOCKER = """
 import importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split('.')[0] in {'PySide6', 'vtk', 'vtkmodules', 'pyvista', 'pyvistaqt', 'qtpy', 'app'}:
+        if name.split('.')[0] in {'PySide6', 'vtk', 'vtkmodules', 'pyvista', 'pyvistaqt', 'qtpy', 'pyqtgraph', 'app'}:
             raise ImportError('engine imported GUI module ' + name)
 sys.meta_path.insert(0, Block())
 import pkgutil, importlib, engine
