@@ -80,6 +80,14 @@ def test_official_files_ask_for_their_resolution(main_window, tmp_path, monkeypa
     model_panel.open_path(generator)
     assert opened == [(str(generator), 256, "auto")] and not main_window.dialogs
 
+    from app.panels.model_panel import resolution_key
+    from app.settings import settings
+
+    settings().setValue(resolution_key(generator), 128)  # what a successful load remembers
+    model_panel.ask_resolution = lambda path: pytest.fail("asked again for a file opened before")
+    model_panel.open_path(generator)
+    assert opened[-1] == (str(generator), 128, "auto")
+
 
 def test_bad_files_give_one_dialog_each_and_the_window_stays_usable(main_window, qtbot, tmp_path, tiny_model_file):
     text = tmp_path / "x.safetensors"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import os
 from collections.abc import Callable
@@ -160,7 +161,7 @@ class ModelPanel(QWidget):
             except EngineError as error:
                 self.context.report_error(str(error))
                 return
-            resolution = self.ask_resolution(path)
+            resolution = remembered_resolution(path) or self.ask_resolution(path)
             if resolution is None:
                 return
         self.context.generation.open(path, resolution, self.device_box.currentData())
@@ -171,6 +172,7 @@ class ModelPanel(QWidget):
             self.open_path(path)
 
     def _ask_resolution(self, path: str) -> int | None:
+        """The question for official files (``ask_resolution`` points here; tests replace it)."""
         text, ok = QInputDialog.getItem(
             self,
             "Official HA-GAN model",
@@ -214,6 +216,8 @@ class ModelPanel(QWidget):
             self.card_view.clear()
             return
         remember_file(model.path)
+        if is_official(model.path):  # the files do not record it: ask only the first time
+            settings().setValue(resolution_key(model.path), model.resolution)
         self._fill_recent()
         self.device_label.setText(f"Running on {describe_device(model.model.device)}")
         rows = "".join(
@@ -251,3 +255,14 @@ class ModelPanel(QWidget):
                 menu.addAction("(none yet)").setEnabled(False)
 
         menu.aboutToShow.connect(fill)
+
+
+def resolution_key(path: str | os.PathLike) -> str:
+    """Settings key of the resolution an official file was opened with (paths hashed: no slashes)."""
+    return "official-resolution/" + hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16]
+
+
+def remembered_resolution(path: str | os.PathLike) -> int | None:
+    """The resolution an official file loaded with before, or None."""
+    value = settings().value(resolution_key(path))
+    return int(value) if value not in (None, "") else None
