@@ -12,7 +12,7 @@ from ..errors import ConfigError
 from .config import PRESETS, SPLIT_SHUFFLE_PRESETS, TrainConfig
 from .distributed import Distributed, setup, teardown
 from .hagan_trainer import HAGANTrainer
-from .init_source import adopt_network, check_sources
+from .init_source import adopt_hagan_network, adopt_network, check_sources
 from .split_shuffle_trainer import SplitShuffleTrainer
 from .trainer import Trainer
 
@@ -52,7 +52,11 @@ _OPTIONS = {
     "stage": (str, "split-shuffle: 2d (a slice model, trained on slices) or 3d (volumes; default)"),
     "slice_axis": (str, "split-shuffle 2d: axial (default), coronal or sagittal slices"),
     "slices_per_volume": (int, "split-shuffle 2d: slices drawn from each volume of a batch (default 4)"),
-    "init_from": (str, "split-shuffle 3d: a 2D model file or run folder to inflate (RUN_OR_MODEL)"),
+    "init_from": (
+        str,
+        "split-shuffle 3d: a 2D model file or run folder to inflate; HA-GAN: an HA-GAN model file, official "
+        "checkpoint or run folder of the same architecture to fine-tune (G, encoders, D where present)",
+    ),
     "init_from_2d": (str, "HA-GAN: a 2D split-shuffle model file or run folder, inflated where layers correspond"),
     "inflate": (str, "inflation strategy: center (default), average, repeat or random (no copy: the baseline)"),
     "fc_init": (str, "the FC layer under inflation: tile (default) or random"),
@@ -83,7 +87,12 @@ def register(commands) -> None:
     train.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"), help="CT window in HU")
     train.add_argument("--augment", action="store_true", default=None, help="random flips and intensity changes")
     train.add_argument("--grad-checkpoint", action="store_true", default=None, help="recompute G^A in backward")
-    train.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None, help="mixed precision (GPU)")
+    train.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default=None,
+        help="mixed precision: bf16 on CUDA or a CPU with bf16 instructions, fp16 on CUDA",
+    )
     train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     train.add_argument("--progress-json", metavar="FILE", help="append JSON progress lines to FILE ('-': stdout)")
     train.add_argument("--export-half", action="store_true", help="write the final model in float16")
@@ -122,6 +131,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise ConfigError(f"{out} already holds a run; continue it with --resume {out} or choose another folder")
     if given.get("init_from") and given.get("family") == "split-shuffle" and given.get("stage", "3d") == "3d":
         given = adopt_network(given, given["init_from"])  # the 2D model's widths unless given
+    elif given.get("init_from") and given.get("family", "ha-gan") == "ha-gan" and not given.get("init_from_2d"):
+        given = adopt_hagan_network(given, given["init_from"])  # the source's widths unless given
     cfg = TrainConfig(data=data, out=str(out), **given)
     check_sources(cfg)  # before the run folder is made
     return cfg

@@ -52,7 +52,7 @@ class TrainConfig:
     blocks: str = ""  # "": the family's default (HA-GAN "dense", split-shuffle "mixed")
     block_groups: int = 4
     stage: str = ""  # split-shuffle: "2d" (slices) or "3d" (volumes, the default)
-    init_from: str = ""  # split-shuffle 3d: a 2D model file or run folder to inflate
+    init_from: str = ""  # split-shuffle 3d: a 2D model to inflate; HA-GAN: the same architecture, to fine-tune
     init_from_2d: str = ""  # HA-GAN: a 2D split-shuffle model file or run folder to inflate where layers correspond
     inflate: str = ""  # center (default with an init source) | average | repeat | random
     fc_init: str = "tile"  # tile | random
@@ -69,7 +69,7 @@ class TrainConfig:
     g_iter: int = 1
     lambda_class: float = 0.1
     ema: float = 0.0  # decay of an exponential moving average of G; 0 = off
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (GPU only)
+    precision: str = "fp32"  # fp32 | bf16 (CUDA, CPUs with bf16 instructions) | fp16 (CUDA)
     grad_checkpoint: bool = False
     augment: bool = False
     seed: int = 0
@@ -109,7 +109,9 @@ class TrainConfig:
         check_block_type(self.blocks or "dense")
         check_strategy(self.inflate or "center", self.fc_init)
         if self.family == "ha-gan":
-            for name in ("stage", "init_from", "slice_axis"):
+            if self.init_from and self.init_from_2d:
+                raise ConfigError("give --init-from (an HA-GAN to fine-tune) or --init-from-2d (a 2D model), not both")
+            for name in ("stage", "slice_axis"):
                 if getattr(self, name):
                     raise ConfigError(f"--{name.replace('_', '-')} is for --family split-shuffle")
         else:
@@ -129,8 +131,10 @@ class TrainConfig:
                 raise ConfigError(f"unknown slice axis '{self.slice_axis}'; choose one of {', '.join(SLICE_AXES)}")
         if self.slices_per_volume < 1:
             raise ConfigError("--slices-per-volume must be at least 1")
-        if self.inflate not in ("", "random") and not (self.init_from or self.init_from_2d):
-            raise ConfigError(f"--inflate {self.inflate} needs a model to inflate (--init-from or --init-from-2d)")
+        inflated = self.init_from_2d if self.family == "ha-gan" else self.init_from
+        if self.inflate not in ("", "random") and not inflated:
+            option = "--init-from-2d" if self.family == "ha-gan" else "--init-from"
+            raise ConfigError(f"--inflate {self.inflate} needs a 2D model to inflate ({option})")
 
     def network(self) -> HAGANConfig | SplitShuffleConfig:
         if self.family == "split-shuffle":

@@ -26,7 +26,7 @@ from torch.utils.checkpoint import checkpoint as activation_checkpoint
 from ..card import ModelCard
 from ..model import HAGANModel
 from ..models.hagan import Discriminator, Encoder, Generator, SubEncoder
-from .init_source import inflate_2d_into
+from .init_source import copy_hagan_into, inflate_2d_into
 from .trainer import Trainer, data_label, set_requires_grad
 
 
@@ -69,11 +69,15 @@ class HAGANTrainer(Trainer):
         return {"G": self.G, "D": self.D, "E": self.E, "Sub_E": self.sub_E}
 
     def initialise(self) -> None:
-        """``--init-from-2d``: inflate a 2D split-shuffle model's layers into G and D where they correspond."""
-        if self.cfg.init_from_2d:
+        """``--init-from``: copy an HA-GAN of the same architecture (fine-tuning); ``--init-from-2d``:
+        inflate a 2D split-shuffle model's layers into G and D where they correspond."""
+        ema = None
+        if self.cfg.init_from:
+            self.init_summary, ema = copy_hagan_into(self.cfg, self.networks(), self.log)
+        elif self.cfg.init_from_2d:
             self.init_summary = inflate_2d_into(self.cfg, {"G": self.G, "D": self.D}, self.log)
-            if self.ema is not None:
-                self.ema.load_state_dict(self.G.state_dict())
+        if self.ema is not None and self.init_summary:
+            self.ema.load_state_dict(ema if ema is not None else self.G.state_dict())
 
     # -- one iteration -------------------------------------------------------------------------
     def draw(self) -> tuple[torch.Tensor, int]:

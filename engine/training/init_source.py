@@ -1,9 +1,11 @@
-"""Where a run's first weights come from: a 2D Split&Shuffle model (file or run folder), inflated.
+"""Where a run's first weights come from: another model (file or run folder), inflated or copied.
 
 ``--init-from`` (split-shuffle, stage 3d) inflates the 2D twin of the run's networks one to one;
 ``--init-from-2d`` (HA-GAN) inflates the 2D layers that correspond to HA-GAN layers
 (``engine.models.inflate.inflate_matching``). A run folder gives its newest checkpoint (the EMA
 generator where the run keeps one), a model file its networks (2D stage files hold G and D).
+``--init-from`` (HA-GAN) fine-tunes: an HA-GAN of the same architecture (our file, an official
+checkpoint or a run folder) gives G, E^H and E^G, and D where the source has one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..checkpoints import load_model, read_model_card
+from ..checkpoints import load_model, load_official, read_model_card
 from ..errors import ConfigError
 from ..models.hagan import HAGANConfig
 from ..models.inflate import inflate, inflate_matching
@@ -26,16 +28,20 @@ from .run_log import RunLog
 ADOPTED = ("resolution", "latent_dim", "g_width", "d_width", "max_width", "blocks", "block_groups")
 
 
-def source_config(path: str) -> HAGANConfig | SplitShuffleConfig:
-    """The network settings of a model file or run folder, without loading weights."""
+def source_config(path: str, resolution: int | None = None) -> HAGANConfig | SplitShuffleConfig:
+    """The network settings of a model file or run folder (official files: given ``resolution``)."""
     source = Path(path)
     if not source.exists():
         raise ConfigError(f"{source}: no such model file or run folder")
-    if source.is_dir():
-        if not (source / "config.json").exists():
-            raise ConfigError(f"{source}: not a training run (no config.json) and not a model file")
+    if source.is_dir() and (source / "config.json").exists():
         return TrainConfig.load(source / "config.json").network()
-    return read_model_card(source).config
+    if source.is_file() and source.suffix == ".safetensors":
+        return read_model_card(source).config
+    if source.is_dir() and not any(source.glob("G_iter*.pth")):
+        raise ConfigError(f"{source}: not a training run (no config.json) and not a model file")
+    if resolution is None:
+        raise ConfigError(f"{source}: official HA-GAN files do not record their resolution; give --resolution 128/256")
+    return load_official(source, resolution, parts=("G",)).card.config
 
 
 def check_2d_source(path: str, option: str) -> SplitShuffleConfig:
@@ -74,21 +80,76 @@ def load_2d_networks(path: str, option: str) -> tuple[dict[str, nn.Module], dict
     return {"G": generator, "D": discriminator}, {"from": str(source), "iteration": int(payload["iteration"])}
 
 
+def check_hagan_source(path: str, resolution: int | None) -> HAGANConfig:
+    """The HA-GAN settings of ``path``, or a one-line error saying what it is instead."""
+    config = source_config(path, resolution)
+    if not isinstance(config, HAGANConfig):
+        raise ConfigError(
+            f"{path} is a split-shuffle model; HA-GAN --init-from takes an HA-GAN model "
+            "(a 2D split-shuffle model is inflated with --init-from-2d)"
+        )
+    return config
+
+
+def adopt_hagan_network(given: dict, path: str) -> dict:
+    """Command-line settings of a fine-tuning run, completed with its HA-GAN source's network settings."""
+    config = check_hagan_source(path, given.get("resolution"))
+    fields = ("resolution", "latent_dim", "g_width", "d_width", "e_width", "blocks", "block_groups", "num_class")
+    return {**{k: getattr(config, k) for k in fields}, **given}
+
+
 def check_sources(cfg: TrainConfig) -> None:
     """Refuse an init source that cannot initialise this run, before the run folder is made."""
     if cfg.init_from_2d:
         check_2d_source(cfg.init_from_2d, "--init-from-2d")
     if not cfg.init_from:
         return
+    if cfg.family == "ha-gan":
+        _check_same(check_hagan_source(cfg.init_from, cfg.resolution), cfg.network(), cfg.init_from, "HA-GAN")
+        return
     config = check_2d_source(cfg.init_from, "--init-from")
-    expected = dataclasses.replace(cfg.network(), dims=2)
+    _check_same(config, dataclasses.replace(cfg.network(), dims=2), cfg.init_from, "2D")
+
+
+def _check_same(source, expected, path: str, what: str) -> None:
     for field in dataclasses.fields(expected):
-        ours, theirs = getattr(expected, field.name), getattr(config, field.name)
+        ours, theirs = getattr(expected, field.name), getattr(source, field.name)
         if ours != theirs:
             raise ConfigError(
-                f"{cfg.init_from}: the 2D model has {field.name} {theirs}, this run {ours}; "
-                "leave the network options out to take the 2D model's"
+                f"{path}: the {what} model has {field.name} {theirs}, this run {ours}; "
+                f"leave the network options out to take the {what} model's"
             )
+
+
+def copy_hagan_into(cfg: TrainConfig, nets: dict[str, nn.Module], log: RunLog) -> tuple[dict, dict | None]:
+    """HA-GAN ``--init-from``: the networks' weights from an HA-GAN of the same architecture.
+
+    Returns the card's init summary and the source's EMA generator state (a run that keeps one),
+    or None. Networks the source lacks (D in a model file) keep their fresh initialisation.
+    """
+    check_sources(cfg)
+    source = Path(cfg.init_from)
+    ema = None
+    if source.is_dir() and (source / "config.json").exists():
+        payload = load_latest(source / "checkpoints")
+        if payload is None:
+            raise ConfigError(f"{source}: the run has no checkpoint yet")
+        states, ema = payload["models"], payload.get("ema")
+        summary = {"from": str(source), "iteration": int(payload["iteration"])}
+    else:
+        model = load_model(source, resolution=cfg.resolution, parts=tuple(nets))
+        states = {name: net.state_dict() for name, net in model.networks().items()}
+        summary = {"from": str(source), "content_hash": model.card.content_hash}
+        if model.card.training.get("iterations"):
+            summary["iteration"] = int(model.card.training["iterations"])
+    for name, net in nets.items():
+        if name in states:
+            net.load_state_dict(states[name])
+        else:
+            log.message(f"{cfg.init_from} has no {name}: {name} starts from a fresh initialisation")
+    copied = [name for name in nets if name in states]
+    log.message(f"initialised from {cfg.init_from} ({', '.join(copied)} copied)")
+    return {**summary, "strategy": "copy", "networks": copied}, ema
 
 
 def inflate_twin(cfg: TrainConfig, nets: dict[str, nn.Module], log: RunLog) -> dict:

@@ -31,6 +31,28 @@ from .run_checkpoint import capture_rng, load_latest, restore_rng, write_checkpo
 from .run_log import RunLog
 
 
+def check_precision(precision: str, device: torch.device) -> None:
+    """fp16 needs CUDA (its loss scaler); bf16 runs on CUDA, and on CPUs with bf16 instructions.
+
+    On a CPU with AVX512-BF16 or AMX, bf16 autocast makes a 128^3 HA-GAN iteration about 3x faster
+    (benchmarks/train_step.py); without them oneDNN emulates bf16 and it would be slower than fp32.
+    """
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("fp16 training needs a CUDA GPU (its loss scaler); use bf16 or fp32 here")
+    if precision == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        raise ConfigError("bf16 training on this CPU would be emulated (no AVX512-BF16/AMX); use fp32")
+    if precision == "bf16" and device.type not in ("cuda", "cpu"):
+        raise ConfigError(f"bf16 training runs on CUDA GPUs and CPUs, not on {device.type}; use fp32")
+
+
+MAX_SKIPPED_IN_A_ROW = 5
+
+
+def finite_gradients(optimizer: torch.optim.Optimizer) -> bool:
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    return not grads or bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+
+
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
@@ -43,8 +65,7 @@ class Trainer:
         self.cfg, self.env = cfg, env
         if cfg.batch_size % env.world_size:
             raise ConfigError(f"batch size {cfg.batch_size} must be divisible by the {env.world_size} processes")
-        if cfg.precision != "fp32" and env.device.type != "cuda":
-            raise ConfigError(f"{cfg.precision} training needs a CUDA GPU; use fp32 here")
+        check_precision(cfg.precision, env.device)
         self.run_dir = Path(cfg.out)
         self.local_batch = cfg.batch_size // env.world_size
         self.net = cfg.network()
@@ -62,6 +83,8 @@ class Trainer:
         self.iteration = 0
         self.elapsed = 0.0
         self.init_summary: dict = {}  # where the weights came from (--init-from), for the model card
+        self.skipped_updates: dict[str, int] = {}  # non-finite updates skipped, by network
+        self.skipped_in_a_row: dict[str, int] = {}
         self.log = RunLog(self.run_dir, cfg.iterations, 0, progress_json, active=env.is_main and not quiet)
         for path, cause in getattr(self.dataset, "skipped", []):
             self.log.message(f"skipped {path}: {cause}")
@@ -113,7 +136,7 @@ class Trainer:
 
     def autocast(self):
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.precision)
-        return torch.autocast("cuda", dtype=dtype, enabled=dtype is not None)
+        return torch.autocast(self.env.device.type, dtype=dtype, enabled=dtype is not None)
 
     def latents(self, count: int, per_process: int) -> torch.Tensor:
         """This process's rows of ``count`` latents drawn from the shared generator."""
@@ -122,13 +145,36 @@ class Trainer:
         return z[rank * per_process : (rank + 1) * per_process].to(self.env.device)
 
     def _update(self, name: str, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the {name} loss became {float(loss)} at iteration {self.iteration + 1}")
+        """One optimiser step, skipped when the loss or a gradient is not finite.
+
+        fp16's scaler finds non-finite gradients itself. A skipped update is logged and counted
+        (the model card shows the count); MAX_SKIPPED_IN_A_ROW in a row stop the run (divergence).
+        """
         optimizer, scaler = self.optimizers[name], self.scalers[name]
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        problem = "" if torch.isfinite(loss) else f"loss {float(loss.detach())}"
+        if not problem:
+            scaler.scale(loss).backward()
+            if self.cfg.precision != "fp16" and not finite_gradients(optimizer):
+                problem = "gradients"
+        if problem:
+            optimizer.zero_grad(set_to_none=True)
+            self._skip_update(name, problem)
+            return
         scaler.step(optimizer)
         scaler.update()
+        self.skipped_in_a_row[name] = 0
+
+    def _skip_update(self, name: str, problem: str) -> None:
+        iteration = self.iteration + 1
+        self.skipped_updates[name] = self.skipped_updates.get(name, 0) + 1
+        self.skipped_in_a_row[name] = self.skipped_in_a_row.get(name, 0) + 1
+        if self.skipped_in_a_row[name] >= MAX_SKIPPED_IN_A_ROW:
+            raise FloatingPointError(
+                f"the {name} {problem} not finite in {MAX_SKIPPED_IN_A_ROW} iterations in a row "
+                f"(the last {iteration}): training diverged"
+            )
+        self.log.message(f"iteration {iteration}: {name} update skipped (non-finite {problem})")
 
     @torch.no_grad()
     def _update_ema(self, generator: nn.Module) -> None:
@@ -191,6 +237,7 @@ class Trainer:
             "rng": capture_rng({"latents": self.rng}),
             "data": self.data.state_dict(),
             "engine_version": __version__,
+            "skipped_updates": dict(self.skipped_updates),
         }
         if self.init_summary:
             state["init"] = self.init_summary
@@ -223,6 +270,7 @@ class Trainer:
         self.data.load_state_dict(payload["data"])
         self.iteration, self.elapsed = int(payload["iteration"]), float(payload["elapsed"])
         self.init_summary = payload.get("init", {})
+        self.skipped_updates = dict(payload.get("skipped_updates", {}))
         self.log.message(f"resumed from {Path(payload['_path']).name} (iteration {self.iteration})")
         return True
 
@@ -241,6 +289,7 @@ class Trainer:
             "precision": cfg.precision,
             "optimiser": self.optimiser_text(),
             "seed": cfg.seed,
+            **({"skipped_updates": dict(self.skipped_updates)} if self.skipped_updates else {}),
             **self.training_notes(),
         }
         card = ModelCard(
