@@ -39,6 +39,8 @@ class TrainRequest:
     checkpoint_every: int = 500
     device: str = "auto"
     modality: str = ""  # for a plain NIfTI folder: ct | mri
+    precision: str = "fp32"  # or bf16 (CUDA; CPUs with bf16 instructions)
+    init_from: str = ""  # a model or run to start from (HA-GAN: fine-tune; split-shuffle 3d: inflate a 2D model)
 
 
 def repo_root() -> Path:
@@ -79,10 +81,24 @@ def start_arguments(request: TrainRequest) -> list[str]:
             args += ["--modality", request.modality]
     if request.family != DEFAULT_FAMILY:  # older engines have no --family option: ha-gan is their only one
         args += ["--family", request.family]
-    args += ["--out", str(request.run_dir), "--resolution", str(request.resolution), "--preset", request.preset]
+    args += ["--out", str(request.run_dir)]
+    if request.init_from:
+        # the network comes from the source; only official HA-GAN files do not record their resolution
+        args += ["--init-from", request.init_from]
+        if not records_network(Path(request.init_from)):
+            args += ["--resolution", str(request.resolution)]
+    else:
+        args += ["--resolution", str(request.resolution), "--preset", request.preset]
     for option in ("iterations", "batch_size", "log_every", "preview_every", "checkpoint_every"):
         args += ["--" + option.replace("_", "-"), str(getattr(request, option))]
+    if request.precision != "fp32":
+        args += ["--precision", request.precision]
     return [*args, "--device", request.device, "--progress-json", "-"]
+
+
+def records_network(source: Path) -> bool:
+    """Whether a start model knows its own network settings: our files and run folders do."""
+    return source.suffix == ".safetensors" or is_run(source)
 
 
 def resume_arguments(run_dir: Path, iterations: int, device: str = "auto") -> list[str]:

@@ -1,6 +1,9 @@
 """Slices of the bundled demo models' samples next to their training phantoms, as one PNG.
 
-python benchmarks/demo_gallery.py resources/images/demo-samples.png [--seeds 1 2 3]
+python benchmarks/demo_gallery.py resources/images/demo-samples.png [--seeds 1 2 3] [--models A B]
+
+Iterations are counted from scratch: a model fine-tuned from another (``train --init-from``) adds
+its source's iterations.
 """
 
 from __future__ import annotations
@@ -31,16 +34,22 @@ def planes(array):
     return [array[:, :, k].T, array[:, j, :].T, array[i, :, :].T]
 
 
+def total_iterations(training: dict) -> int:
+    init = training.get("init", {})
+    return training["iterations"] + (init.get("iteration", 0) if init.get("strategy") == "copy" else 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--models", nargs="+", help="model files (default: the bundled demo models)")
     args = parser.parse_args()
     rows = []
-    for path in demo_models():
+    for path in args.models or demo_models():
         model = load_model(path)
         kind = model.card.training["data"]["kind"]
-        iterations = model.card.training["iterations"]
+        iterations = total_iterations(model.card.training)
         rows.append((f"{kind}\ntraining phantom", kind, make_phantom(kind, model.config.resolution, 7).array))
         for seed in args.seeds:
             label = f"{kind}\ndemo seed {seed}\n({iterations} it.)"

@@ -30,6 +30,16 @@ def test_command_lines_and_progress_lines():
     folder = start_arguments(TrainRequest(data="/scans", run_dir=Path("r"), family="split-shuffle", modality="ct"))
     assert folder[3:7] == ["--data", "/scans", "--modality", "ct"] and "split-shuffle" in folder
     assert resume_arguments(Path("r"), 50)[3:7] == ["--resume", "r", "--iterations", "50"]
+    tuned = start_arguments(TrainRequest(data="phantoms:brain-mri", run_dir=Path("r"), init_from="m.safetensors"))
+    assert tuned[tuned.index("--init-from") + 1] == "m.safetensors"
+    assert "--preset" not in tuned and "--resolution" not in tuned  # the model file brings its network
+    official = start_arguments(TrainRequest(data="/d", run_dir=Path("r"), init_from="G_iter80000.pth", resolution=128))
+    assert official[official.index("--resolution") + 1] == "128" and "--preset" not in official
+    assert "--precision" not in args
+    assert start_arguments(TrainRequest(data="/d", run_dir=Path("r"), precision="bf16"))[-6:-4] == [
+        "--precision",
+        "bf16",
+    ]
 
     assert parse_event('{"event": "progress", "iteration": 3}')["iteration"] == 3
     assert parse_event("model written to x") is None and parse_event("{broken") is None
@@ -122,3 +132,17 @@ def test_errors_are_one_line_dialogs(main_window, qtbot, tmp_path, case):
     assert "needs --modality" in main_window.dialogs[-1] and "\n" not in main_window.dialogs[-1]
     assert dialog.message_label.text().startswith("Training failed:")
     assert dialog.run_dir() != tmp_path / "run"  # the folder the engine set up is not offered again
+
+
+def test_a_start_model_brings_its_network(main_window, tmp_path):
+    dialog = open_dialog(main_window)
+    assert dialog.preset_box.isEnabled() and dialog.resolution_box.isEnabled()
+    dialog.init_edit.setText(str(tmp_path / "demo.safetensors"))
+    assert not dialog.preset_box.isEnabled() and not dialog.resolution_box.isEnabled()
+    dialog.init_edit.setText(str(tmp_path / "G_iter80000.pth"))  # official files need their resolution
+    assert not dialog.preset_box.isEnabled() and dialog.resolution_box.isEnabled()
+    dialog.precision_box.setCurrentIndex(dialog.precision_box.findData("bf16"))
+    request = dialog.request()
+    assert request.init_from == str(tmp_path / "G_iter80000.pth") and request.precision == "bf16"
+    dialog.init_edit.setText("")
+    assert dialog.preset_box.isEnabled() and dialog.resolution_box.isEnabled()

@@ -51,6 +51,7 @@ from ..training_process import (
     is_run,
     last_status,
     parse_event,
+    records_network,
     repo_root,
     resume_arguments,
     saved_iteration,
@@ -124,6 +125,21 @@ class TrainDialog(QDialog):
         self.log_box = spin(1, 100_000, 20, "Iterations between points of the loss curves")
         self.preview_box = spin(1, 1_000_000, 200, "Iterations between preview slices")
         self.checkpoint_box = spin(1, 1_000_000, 500, "Iterations between run checkpoints")
+        self.init_edit = QLineEdit()
+        self.init_edit.setPlaceholderText("nothing: train from scratch")
+        self.init_edit.setToolTip(
+            "HA-GAN: a model of the same network (ours, official G_iterN.pth, a run folder) to fine-tune; "
+            "Split&Shuffle 3D: a 2D model to inflate. The network settings come from it."
+        )
+        init_button = QPushButton("…")
+        init_button.setMaximumWidth(32)
+        init_button.clicked.connect(self._choose_init)
+        self.precision_box = QComboBox()
+        self.precision_box.addItem("fp32", "fp32")
+        self.precision_box.addItem("bf16 (faster)", "bf16")
+        self.precision_box.setToolTip(
+            "bf16: mixed precision on CUDA GPUs and on CPUs with bf16 instructions (about 3x faster there)"
+        )
         self.device_box = QComboBox()
         self.device_box.addItems(DEVICE_CHOICES)
         self.device_box.setToolTip("Detected here: " + ", ".join(available_devices()))
@@ -144,6 +160,8 @@ class TrainDialog(QDialog):
         form.addRow("Family", self.family_box)
         form.addRow("Resolution", self.resolution_box)
         form.addRow("Preset", self.preset_box)
+        form.addRow("Start from", row(self.init_edit, init_button))
+        form.addRow("Precision", self.precision_box)
         form.addRow("Iterations", self.iterations_box)
         form.addRow("Batch size", self.batch_box)
         form.addRow("Log every", self.log_box)
@@ -170,6 +188,7 @@ class TrainDialog(QDialog):
         self.data_box.currentIndexChanged.connect(lambda *_: self._update_buttons())
         self.family_box.currentTextChanged.connect(self._fill_presets)
         self.run_edit.textChanged.connect(lambda *_: self._update_buttons())
+        self.init_edit.textChanged.connect(self._follow_start_model)
 
         self.form_box = QWidget()  # disabled while a run goes on: its settings are fixed then
         self.form_box.setLayout(form)
@@ -261,6 +280,8 @@ class TrainDialog(QDialog):
             checkpoint_every=self.checkpoint_box.value(),
             device=self.device_box.currentText(),
             modality=self.modality_box.currentData() if kind == FOLDER else "",
+            precision=self.precision_box.currentData(),
+            init_from=self.init_edit.text().strip(),
         )
 
     def start(self) -> None:
@@ -495,6 +516,19 @@ class TrainDialog(QDialog):
         folder = QFileDialog.getExistingDirectory(self, "Training data folder", self.folder_edit.text())
         if folder:
             self.folder_edit.setText(folder)
+
+    def _follow_start_model(self, text: str) -> None:
+        """A start model brings its network: its preset, and its resolution where the file records it."""
+        source = text.strip()
+        self.preset_box.setEnabled(not source)
+        self.resolution_box.setEnabled(not source or not records_network(Path(source)))
+
+    def _choose_init(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Start from model", "", "Models (*.safetensors *.pth *.pt);;All files (*)"
+        )
+        if path:
+            self.init_edit.setText(path)
 
     def _choose_run(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Run folder", str(self.run_dir().parent))
