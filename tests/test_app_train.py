@@ -134,11 +134,14 @@ def test_errors_are_one_line_dialogs(main_window, qtbot, tmp_path, case):
     assert dialog.run_dir() != tmp_path / "run"  # the folder the engine set up is not offered again
 
 
-def test_a_start_model_brings_its_network(main_window, tmp_path):
+def test_a_start_model_brings_its_network(main_window, tmp_path, tiny_model_file):
     dialog = open_dialog(main_window)
     assert dialog.preset_box.isEnabled() and dialog.resolution_box.isEnabled()
-    dialog.init_edit.setText(str(tmp_path / "demo.safetensors"))
+    dialog.init_edit.setText(str(tiny_model_file))
     assert not dialog.preset_box.isEnabled() and not dialog.resolution_box.isEnabled()
+    assert dialog.resolution_box.currentData() == 32 and "ha-gan, 32³" in dialog.init_hint.text()
+    dialog.init_edit.setText(str(tmp_path / "missing.safetensors"))
+    assert "missing.safetensors" in dialog.init_hint.text()  # the cause, before Start is pressed
     dialog.init_edit.setText(str(tmp_path / "G_iter80000.pth"))  # official files need their resolution
     assert not dialog.preset_box.isEnabled() and dialog.resolution_box.isEnabled()
     dialog.precision_box.setCurrentIndex(dialog.precision_box.findData("bf16"))

@@ -33,7 +33,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.checkpoints import read_model_card
 from engine.device import DEVICE_CHOICES, available_devices
+from engine.errors import EngineError
 
 from ..context import AppContext
 from ..settings import user_data_dir
@@ -106,9 +108,7 @@ class TrainDialog(QDialog):
         self.data_box.addItem("Data folder…", FOLDER)
         self.folder_edit = QLineEdit()
         self.folder_edit.setPlaceholderText("preprocessed or NIfTI folder")
-        folder_button = QPushButton("…")
-        folder_button.setMaximumWidth(32)
-        folder_button.clicked.connect(self._choose_data)
+        folder_button = browse_button(self._choose_data)
         self.modality_box = QComboBox()
         self.modality_box.addItem("from the folder", "")
         self.modality_box.addItem("CT", "ct")
@@ -131,9 +131,9 @@ class TrainDialog(QDialog):
             "HA-GAN: a model of the same network (ours, official G_iterN.pth, a run folder) to fine-tune; "
             "Split&Shuffle 3D: a 2D model to inflate. The network settings come from it."
         )
-        init_button = QPushButton("…")
-        init_button.setMaximumWidth(32)
-        init_button.clicked.connect(self._choose_init)
+        init_button = browse_button(self._choose_init)
+        self.init_hint = QLabel("")
+        self.init_hint.setWordWrap(True)
         self.precision_box = QComboBox()
         self.precision_box.addItem("fp32", "fp32")
         self.precision_box.addItem("bf16 (faster)", "bf16")
@@ -144,9 +144,7 @@ class TrainDialog(QDialog):
         self.device_box.addItems(DEVICE_CHOICES)
         self.device_box.setToolTip("Detected here: " + ", ".join(available_devices()))
         self.run_edit = QLineEdit(str(default_run_dir(user_data_dir() / "runs")))
-        run_button = QPushButton("…")
-        run_button.setMaximumWidth(32)
-        run_button.clicked.connect(self._choose_run)
+        run_button = browse_button(self._choose_run)
         new_button = QPushButton("New")
         new_button.setToolTip("A fresh run folder under the user data folder")
         new_button.clicked.connect(lambda: self.run_edit.setText(str(default_run_dir(user_data_dir() / "runs"))))
@@ -161,6 +159,7 @@ class TrainDialog(QDialog):
         form.addRow("Resolution", self.resolution_box)
         form.addRow("Preset", self.preset_box)
         form.addRow("Start from", row(self.init_edit, init_button))
+        form.addRow("", self.init_hint)
         form.addRow("Precision", self.precision_box)
         form.addRow("Iterations", self.iterations_box)
         form.addRow("Batch size", self.batch_box)
@@ -519,9 +518,26 @@ class TrainDialog(QDialog):
 
     def _follow_start_model(self, text: str) -> None:
         """A start model brings its network: its preset, and its resolution where the file records it."""
-        source = text.strip()
-        self.preset_box.setEnabled(not source)
-        self.resolution_box.setEnabled(not source or not records_network(Path(source)))
+        source = Path(text.strip()) if text.strip() else None
+        self.preset_box.setEnabled(source is None)
+        self.resolution_box.setEnabled(source is None or not records_network(source))
+        self.init_hint.setText("" if source is None else self._start_model_hint(source))
+
+    def _start_model_hint(self, source: Path) -> str:
+        """What the start model brings, from its card (a few bytes of header, not the weights)."""
+        if is_run(source):
+            return "The run's network and its newest checkpoint (G, D and the encoders)"
+        if source.suffix != ".safetensors":
+            return "An official HA-GAN file: choose its resolution above"
+        try:
+            card = read_model_card(source)
+        except EngineError as error:
+            return str(error)
+        config = card.config
+        index = self.resolution_box.findData(config.resolution)
+        if index >= 0:
+            self.resolution_box.setCurrentIndex(index)
+        return f"Network of '{card.name}': {card.family}, {config.resolution}³, latent {config.latent_dim}"
 
     def _choose_init(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -534,6 +550,14 @@ class TrainDialog(QDialog):
         folder = QFileDialog.getExistingDirectory(self, "Run folder", str(self.run_dir().parent))
         if folder:
             self.run_edit.setText(folder)
+
+
+def browse_button(choose) -> QPushButton:
+    """The small '…' button beside a path field."""
+    button = QPushButton("…")
+    button.setMaximumWidth(32)
+    button.clicked.connect(choose)
+    return button
 
 
 def row(*widgets: QWidget) -> QWidget:
