@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -39,11 +40,26 @@ def total_iterations(training: dict) -> int:
     return training["iterations"] + (init.get("iteration", 0) if init.get("strategy") == "copy" else 0)
 
 
+def spread(volumes: list[np.ndarray]) -> float:
+    return float(np.stack(volumes).std(axis=0).mean())
+
+
+def print_variation(model, count: int) -> None:
+    """How much samples differ between seeds, next to how much training phantoms differ."""
+    kind = model.card.training["data"]["kind"]
+    samples = [sample_volume(model, SampleRequest(seed)).array for seed in range(1, count + 1)]
+    phantoms = [make_phantom(kind, model.config.resolution, seed).array for seed in range(100, 100 + count)]
+    model_spread, data_spread = spread(samples), spread(phantoms)
+    unit, ratio = model.card.intensity.unit or "a.u.", model_spread / data_spread
+    print(f"{kind:>9}: seeds {model_spread:7.1f} {unit}, phantoms {data_spread:7.1f} {unit}, ratio {ratio:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--models", nargs="+", help="model files (default: the bundled demo models)")
+    parser.add_argument("--variation", type=int, default=0, metavar="N", help="also print the spread of N samples")
     args = parser.parse_args()
     rows = []
     for path in args.models or demo_models():
@@ -54,6 +70,10 @@ def main() -> None:
         for seed in args.seeds:
             label = f"{kind}\ndemo seed {seed}\n({iterations} it.)"
             rows.append((label, kind, sample_volume(model, SampleRequest(seed)).array))
+    if args.variation:
+        print(f"spread: voxel-wise standard deviation over {args.variation} volumes, mean over the volume")
+        for path in args.models or demo_models():
+            print_variation(load_model(path), args.variation)
     fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.5 * len(rows)))
     for row, (label, kind, array) in zip(axes, rows):
         low, high = WINDOWS[kind]
