@@ -149,3 +149,20 @@ def test_a_start_model_brings_its_network(main_window, tmp_path, tiny_model_file
     assert request.init_from == str(tmp_path / "G_iter80000.pth") and request.precision == "bf16"
     dialog.init_edit.setText("")
     assert dialog.preset_box.isEnabled() and dialog.resolution_box.isEnabled()
+
+
+def test_choosing_an_existing_run_shows_its_losses_so_far(main_window, qtbot, tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    with SummaryWriter(str(run / "tensorboard")) as writer:
+        for step in (20, 40, 60):
+            writer.add_scalar("loss/D", 1.0 / step, step)
+    dialog = open_dialog(main_window)
+    dialog.run_edit.setText(str(run))
+    qtbot.waitUntil(lambda: "D" in dialog.curves, timeout=10_000)
+    steps, values = dialog.curves["D"].getData()
+    assert list(steps) == [20, 40, 60] and values[0] == pytest.approx(0.05)
+    assert dialog.resume_button.isEnabled()

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from engine.checkpoints import read_model_card
 from engine.device import DEVICE_CHOICES, available_devices
 from engine.errors import EngineError
+from engine.training.run_log import read_losses
 
 from ..context import AppContext
 from ..settings import user_data_dir
@@ -60,6 +61,7 @@ from ..training_process import (
     start_arguments,
     train_families,
 )
+from ..workers import BACKGROUND
 
 FOLDER = "folder"  # the data combo's entry for a data folder (the others are phantom kinds)
 SHUTDOWN_WAIT_MS = 60_000  # quitting the app: time for the child's last iteration and checkpoint
@@ -134,6 +136,7 @@ class TrainDialog(QDialog):
         init_button = browse_button(self._choose_init)
         self.init_hint = QLabel("")
         self.init_hint.setWordWrap(True)
+        self.init_hint.setVisible(False)
         self.precision_box = QComboBox()
         self.precision_box.addItem("fp32", "fp32")
         self.precision_box.addItem("bf16 (faster)", "bf16")
@@ -187,6 +190,7 @@ class TrainDialog(QDialog):
         self.data_box.currentIndexChanged.connect(lambda *_: self._update_buttons())
         self.family_box.currentTextChanged.connect(self._fill_presets)
         self.run_edit.textChanged.connect(lambda *_: self._update_buttons())
+        self.run_edit.textChanged.connect(lambda *_: self._load_history())
         self.init_edit.textChanged.connect(self._follow_start_model)
 
         self.form_box = QWidget()  # disabled while a run goes on: its settings are fixed then
@@ -415,6 +419,9 @@ class TrainDialog(QDialog):
         iteration = int(event["iteration"])
         self.progress.setValue(iteration)
         self.history.add(iteration, event.get("losses", {}))
+        self._draw_curves()
+
+    def _draw_curves(self) -> None:
         for i, (name, (steps, values)) in enumerate(self.history.curves.items()):
             curve = self.curves.get(name)
             if curve is None:
@@ -516,12 +523,36 @@ class TrainDialog(QDialog):
         if folder:
             self.folder_edit.setText(folder)
 
+    def _load_history(self) -> None:
+        """An existing run's losses so far (its TensorBoard files, read in the background)."""
+        run_dir = self.run_dir()
+        if self.running or not is_run(run_dir):
+            return
+
+        def show(curves: dict) -> None:
+            if self.running or self.run_dir() != run_dir:
+                return  # a run started, or another folder was chosen meanwhile
+            self.history = LossHistory(curves)
+            self.plot.clear()
+            self.curves.clear()
+            self._draw_curves()
+
+        self.context.jobs.submit(
+            "train-history",
+            f"Reading the losses of {run_dir.name}",
+            lambda progress: read_losses(run_dir),
+            show,
+            lambda message: self.message_label.setText(f"Could not read the run's losses: {message}"),
+            pool=BACKGROUND,
+        )
+
     def _follow_start_model(self, text: str) -> None:
         """A start model brings its network: its preset, and its resolution where the file records it."""
         source = Path(text.strip()) if text.strip() else None
         self.preset_box.setEnabled(source is None)
         self.resolution_box.setEnabled(source is None or not records_network(source))
         self.init_hint.setText("" if source is None else self._start_model_hint(source))
+        self.init_hint.setVisible(source is not None)
 
     def _start_model_hint(self, source: Path) -> str:
         """What the start model brings, from its card (a few bytes of header, not the weights)."""

@@ -89,3 +89,26 @@ def write_png(path: Path, image: np.ndarray) -> Path:
 
     pixels = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
     return atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"), suffix=".png")
+
+
+def read_losses(run_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """The losses a run has logged so far, ``{name: (iterations, values)}``, from its TensorBoard files.
+
+    Across resumes TensorBoard keeps the newest value of a repeated iteration (the run continued
+    from a checkpoint before it); an unreadable or missing log gives what could be read.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+    folder = Path(run_dir) / "tensorboard"
+    if not folder.is_dir():
+        return {}
+    events = EventAccumulator(str(folder), size_guidance={SCALARS: 0})
+    events.Reload()
+    curves = {}
+    for tag in events.Tags().get("scalars", []):
+        if tag.startswith("loss/"):
+            by_step = {event.step: event.value for event in events.Scalars(tag)}
+            steps = sorted(by_step)
+            curves[tag.removeprefix("loss/")] = (steps, [by_step[step] for step in steps])
+    return curves
+

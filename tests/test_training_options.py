@@ -1,4 +1,4 @@
-"""Fine-tuning an HA-GAN (`train --init-from`) and bf16 training on the CPU."""
+"""Training beyond a plain run: fine-tuning, bf16 on the CPU, skipped non-finite updates, losses read back."""
 
 import json
 
@@ -155,3 +155,18 @@ def test_fine_tuning_an_official_checkpoint_takes_all_four_networks(tmp_path):
         for key, value in net.state_dict().items():
             assert torch.equal(value, states[name][key]), f"{name}.{key}"
     assert trainer.init_summary["networks"] == ["G", "D", "E", "Sub_E"]
+
+
+def test_a_runs_losses_are_read_back_across_a_resume(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from engine.training.run_log import read_losses
+
+    assert read_losses(tmp_path) == {}  # no logs yet
+    for steps, value in ((range(1, 6), 1.0), (range(3, 7), 2.0)):  # resumed from a checkpoint at 2
+        writer = SummaryWriter(str(tmp_path / "tensorboard"))
+        for step in steps:
+            writer.add_scalar("loss/G", value, step)
+            writer.add_scalar("speed/iterations_per_second", 9.0, step)
+        writer.close()
+    assert read_losses(tmp_path) == {"G": ([1, 2, 3, 4, 5, 6], [1.0, 1.0, 2.0, 2.0, 2.0, 2.0])}
