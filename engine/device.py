@@ -56,4 +56,5 @@ def describe_hardware(device: torch.device) -> str:
     if cpuinfo.exists():
         models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
         name = models[0] if models else name
-    return f"{name} CPU ({os.cpu_count()} cores), {torch.get_num_threads()} torch threads"
+    threads = torch.get_num_threads()
+    return f"{name} CPU ({os.cpu_count()} cores), {threads} torch thread{'' if threads == 1 else 's'}"

@@ -149,3 +149,13 @@ def test_changing_the_seed_changes_the_full_volume(main_window, qtbot, tiny_mode
     after = frame(main_window.hierarchy.full)
     assert before.std() > 1 and after.std() > 1
     assert np.abs(before.astype(int) - after.astype(int)).mean() > 1.0
+
+
+def test_the_card_of_a_fine_tuned_model_says_where_it_started():
+    from app.panels.model_panel import card_rows
+    from engine.checkpoints import read_model_card
+    from engine.demo import demo_models
+
+    rows = dict(card_rows(read_model_card(demo_models()[0])))
+    assert rows["Started from"].startswith("demo-chest-ct.safetensors at iteration ")
+    assert rows["Started from"].endswith("(fine-tuned)")

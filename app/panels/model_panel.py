@@ -79,6 +79,8 @@ def card_rows(card, path: str = "") -> list[tuple[str, str]]:
             ("Hardware", str(training.get("hardware", "not recorded"))),
             ("Training time", "not recorded" if hours is None else f"{hours:.2f} h"),
         ]
+        if training.get("init"):
+            rows.append(("Started from", init_summary(training["init"])))
     else:
         rows.append(("Training", "not recorded"))
     rows += [
@@ -90,6 +92,15 @@ def card_rows(card, path: str = "") -> list[tuple[str, str]]:
     if path:
         rows.append(("File", str(path)))
     return rows
+
+
+def init_summary(init: dict) -> str:
+    """'demo-chest-ct.safetensors at iteration 1382 (fine-tuned)' from a card's ``training.init``."""
+    text = Path(str(init.get("from", "another model"))).name
+    if init.get("iteration"):
+        text += f" at iteration {init['iteration']}"
+    strategy = init.get("strategy", "")
+    return text + (" (fine-tuned)" if strategy == "copy" else f" ({strategy} inflation)" if strategy else "")
 
 
 def data_summary(data) -> str:

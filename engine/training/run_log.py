@@ -111,4 +111,3 @@ def read_losses(run_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
             steps = sorted(by_step)
             curves[tag.removeprefix("loss/")] = (steps, [by_step[step] for step in steps])
     return curves
-
