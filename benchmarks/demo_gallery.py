@@ -85,7 +85,7 @@ def main() -> None:
                 axis.set_title(title)
         row[0].set_ylabel(label, fontsize=8)
     fig.suptitle("SYNTHETIC: bundled demo models (HA-GAN 128³) and their training data", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))  # room for the title
     fig.savefig(args.out, dpi=70)
     print(f"wrote {args.out}")
 
