@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.device import cpu_has_bf16  # noqa: E402
 from engine.training.config import TrainConfig  # noqa: E402
 from engine.training.distributed import Distributed  # noqa: E402
 from engine.training.hagan_trainer import HAGANTrainer  # noqa: E402
@@ -57,7 +58,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     if args.device == "cpu":
-        print(f"CPU bf16 instructions: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
+        print(f"CPU bf16 instructions: {cpu_has_bf16()}")
     print(f"HA-GAN {args.resolution}^3, preset {args.preset}, batch {args.batch}, {args.device}")
     print(f"{'threads':>8} {'fp32 s/it':>10} {'bf16 s/it':>10} {'speed-up':>9}")
     with tempfile.TemporaryDirectory() as out:

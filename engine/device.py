@@ -58,3 +58,12 @@ def describe_hardware(device: torch.device) -> str:
         name = models[0] if models else name
     threads = torch.get_num_threads()
     return f"{name} CPU ({os.cpu_count()} cores), {threads} torch thread{'' if threads == 1 else 's'}"
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX), not emulated."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)  # private; absent: assume not
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False

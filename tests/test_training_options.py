@@ -8,6 +8,7 @@ import torch
 
 from engine.checkpoints import load_model, read_model_card
 from engine.cli import main
+from engine.device import cpu_has_bf16
 
 TINY = ["--phantoms", "chest-ct", "--resolution", "32", "--batch-size", "2", "--phantom-count", "4", "--log-every", "1"]
 
@@ -91,7 +92,7 @@ def test_an_official_checkpoint_needs_its_resolution(tmp_path, capsys):
 def test_fp16_on_the_cpu_is_refused_and_bf16_trains_where_the_cpu_has_it(tmp_path, capsys):
     assert main(["train", *TINY, "--preset", "tiny", "--precision", "fp16", "--out", str(tmp_path / "h")]) == 2
     assert "fp16 training needs a CUDA GPU" in capsys.readouterr().err
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if not cpu_has_bf16():
         pytest.skip("this CPU has no bf16 instructions")
     events = train(tmp_path / "b", "--preset", "tiny", "--precision", "bf16", "--iterations", "2")
     losses = [e["losses"] for e in events if e["event"] == "progress"]

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from .. import __version__
 from ..card import ModelCard
 from ..checkpoints import save_model
-from ..device import describe_hardware
+from ..device import cpu_has_bf16, describe_hardware
 from ..errors import ConfigError
 from ..volume import IntensityMapping
 from .config import TrainConfig
@@ -39,7 +39,7 @@ def check_precision(precision: str, device: torch.device) -> None:
     """
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("fp16 training needs a CUDA GPU (its loss scaler); use bf16 or fp32 here")
-    if precision == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
         raise ConfigError("bf16 training on this CPU would be emulated (no AVX512-BF16/AMX); use fp32")
     if precision == "bf16" and device.type not in ("cuda", "cpu"):
         raise ConfigError(f"bf16 training runs on CUDA GPUs and CPUs, not on {device.type}; use fp32")
