@@ -44,6 +44,14 @@ def source_config(path: str, resolution: int | None = None) -> HAGANConfig | Spl
     return load_official(source, resolution, parts=("G",)).card.config
 
 
+def newest_checkpoint(run_dir: Path) -> dict:
+    """A source run's newest complete checkpoint, or a one-line error."""
+    payload = load_latest(run_dir / "checkpoints")
+    if payload is None:
+        raise ConfigError(f"{run_dir}: the run has no checkpoint yet")
+    return payload
+
+
 def check_2d_source(path: str, option: str) -> SplitShuffleConfig:
     """The 2D split-shuffle settings of ``path``, or a one-line error saying what it is instead."""
     config = source_config(path)
@@ -71,9 +79,7 @@ def load_2d_networks(path: str, option: str) -> tuple[dict[str, nn.Module], dict
         model = load_model(source, parts=("G", "D"))
         nets = {"G": model.generator, **({"D": model.discriminator} if model.discriminator is not None else {})}
         return nets, {"from": str(source), "content_hash": model.card.content_hash}
-    payload = load_latest(source / "checkpoints")
-    if payload is None:
-        raise ConfigError(f"{source}: the run has no checkpoint yet")
+    payload = newest_checkpoint(source)
     generator, discriminator = SplitShuffleGenerator(config), SplitShuffleDiscriminator(config)
     generator.load_state_dict(payload.get("ema", payload["models"]["G"]))
     discriminator.load_state_dict(payload["models"]["D"])
@@ -131,9 +137,7 @@ def copy_hagan_into(cfg: TrainConfig, nets: dict[str, nn.Module], log: RunLog) -
     source = Path(cfg.init_from)
     ema = None
     if source.is_dir() and (source / "config.json").exists():
-        payload = load_latest(source / "checkpoints")
-        if payload is None:
-            raise ConfigError(f"{source}: the run has no checkpoint yet")
+        payload = newest_checkpoint(source)
         states, ema = payload["models"], payload.get("ema")
         summary = {"from": str(source), "iteration": int(payload["iteration"])}
     else:

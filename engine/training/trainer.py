@@ -145,36 +145,34 @@ class Trainer:
         return z[rank * per_process : (rank + 1) * per_process].to(self.env.device)
 
     def _update(self, name: str, loss: torch.Tensor) -> None:
-        """One optimiser step, skipped when the loss or a gradient is not finite.
+        """One optimiser step, skipped when a gradient is not finite (a non-finite loss gives such).
 
-        fp16's scaler finds non-finite gradients itself. A skipped update is logged and counted
-        (the model card shows the count); MAX_SKIPPED_IN_A_ROW in a row stop the run (divergence).
+        The decision rests on the gradients, not the loss: under DDP they are all-reduced, so every
+        process skips the same updates (and every process joins the backward's all-reduce). fp16's
+        scaler finds non-finite gradients itself. A skipped update is logged and counted (the model
+        card shows the count); MAX_SKIPPED_IN_A_ROW in a row stop the run (divergence).
         """
         optimizer, scaler = self.optimizers[name], self.scalers[name]
         optimizer.zero_grad(set_to_none=True)
-        problem = "" if torch.isfinite(loss) else f"loss {float(loss.detach())}"
-        if not problem:
-            scaler.scale(loss).backward()
-            if self.cfg.precision != "fp16" and not finite_gradients(optimizer):
-                problem = "gradients"
-        if problem:
+        scaler.scale(loss).backward()
+        if self.cfg.precision != "fp16" and not finite_gradients(optimizer):
             optimizer.zero_grad(set_to_none=True)
-            self._skip_update(name, problem)
+            self._skip_update(name, float(loss.detach()))
             return
         scaler.step(optimizer)
         scaler.update()
         self.skipped_in_a_row[name] = 0
 
-    def _skip_update(self, name: str, problem: str) -> None:
+    def _skip_update(self, name: str, loss: float) -> None:
         iteration = self.iteration + 1
         self.skipped_updates[name] = self.skipped_updates.get(name, 0) + 1
         self.skipped_in_a_row[name] = self.skipped_in_a_row.get(name, 0) + 1
         if self.skipped_in_a_row[name] >= MAX_SKIPPED_IN_A_ROW:
             raise FloatingPointError(
-                f"the {name} {problem} not finite in {MAX_SKIPPED_IN_A_ROW} iterations in a row "
-                f"(the last {iteration}): training diverged"
+                f"the {name} gradients not finite in {MAX_SKIPPED_IN_A_ROW} iterations in a row "
+                f"(the last {iteration}, loss {loss:.4g}): training diverged"
             )
-        self.log.message(f"iteration {iteration}: {name} update skipped (non-finite {problem})")
+        self.log.message(f"iteration {iteration}: {name} update skipped (non-finite gradients, loss {loss:.4g})")
 
     @torch.no_grad()
     def _update_ema(self, generator: nn.Module) -> None:
