@@ -13,6 +13,19 @@ from .slices import Grid
 from .window_level import WindowLevel, modality_key, viewing_presets
 
 MAX_3D_SIZE = 128  # larger volumes are rendered in 3D from every n-th voxel (slices stay full-res)
+# While the render window asks for at least this many frames per second (a moving slider, a
+# camera drag), VTK casts fewer rays through the volume; the still frame after it is full quality.
+INTERACTIVE_UPDATE_RATE = 15.0
+STILL_UPDATE_RATE = 0.0001  # VTK's default still rate: no time limit, full quality
+
+
+def allow_coarse_interaction(actor) -> None:
+    """Let the volume mapper trade image detail for speed in interactive frames (VTK's level of
+    detail): on a software renderer the ray casting is most of a frame's cost."""
+    mapper = actor.GetMapper()
+    if hasattr(mapper, "SetInteractiveAdjustSampleDistances"):  # vtkSmartVolumeMapper
+        mapper.SetInteractiveUpdateRate(INTERACTIVE_UPDATE_RATE / 2)
+        mapper.SetInteractiveAdjustSampleDistances(True)
 
 
 def rendering_grid(grid: Grid) -> pv.ImageData:
@@ -69,6 +82,7 @@ def add_3d(
             reset_camera=False,
             render=False,  # the caller renders once, after every change
         )
+        allow_coarse_interaction(actor)
         return [actor]
     if mode == "isosurface":
         surface = image.contour([iso_value], scalars="intensity")
@@ -86,6 +100,7 @@ def add_3d(
         reset_camera=False,
         render=False,
     )
+    allow_coarse_interaction(actor)
     return [actor]
 
 

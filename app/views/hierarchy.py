@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayo
 from engine.volume import generated_affine
 
 from ..render.window_level import beyond_training_range, default_window
-from ..state import AppState, LoadedModel
+from ..state import PREVIEW, AppState, LoadedModel
 from .pane import VolumePane
 
 TITLES = {
@@ -156,6 +156,7 @@ class HierarchyView(QWidget):
         part = next(iter(self._queued))
         pane = self.panes[part]
         pane.crosshair = self.state.crosshair
+        pane.set_interactive(self.state.quality == PREVIEW)
         pane.set_volume(self._queued.pop(part), self.state.window)
         self._drawn.add(part)
         if self._queued:
@@ -253,5 +254,7 @@ class HierarchyView(QWidget):
             pane.render()
 
     def close_views(self) -> None:
+        """Finalize every pane's VTK scene; volumes still on their way are never drawn."""
+        self._queued.clear()
         for pane in self.panes.values():
             pane.close_view()

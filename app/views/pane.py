@@ -15,7 +15,14 @@ from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 
 from engine.volume import Volume
 
-from ..render.scene3d import add_3d, isosurface_value, rendering_grid, volume_presets
+from ..render.scene3d import (
+    INTERACTIVE_UPDATE_RATE,
+    STILL_UPDATE_RATE,
+    add_3d,
+    isosurface_value,
+    rendering_grid,
+    volume_presets,
+)
 from ..render.slices import BACKGROUND, FILE_LABEL, SYNTHETIC_LABEL, Grid, box_lines, crosshair_lines, plane_lines
 from ..render.window_level import WindowLevel
 
@@ -120,6 +127,8 @@ class VolumePane(QWidget):
 
     def set_volume(self, volume: Volume, window: WindowLevel | None = None, reset_camera: bool = False) -> None:
         """Show a volume; the scene is rebuilt only when the grid's shape or place changes."""
+        if self._closed:  # a finalized render window must not get new actors
+            return
         grid = Grid.from_volume(volume)
         same_geometry = (
             self.grid is not None
@@ -145,6 +154,14 @@ class VolumePane(QWidget):
             self.reset_cameras()
         self._update_readout()
         self.render()
+
+    def set_interactive(self, interactive: bool) -> None:
+        """Interactive frames (previews while a slider moves) may coarsen the 3D view to stay
+        quick; a still frame is drawn at full quality."""
+        if self._closed:
+            return
+        rate = INTERACTIVE_UPDATE_RATE if interactive else STILL_UPDATE_RATE
+        self.plotter.ren_win.SetDesiredUpdateRate(rate)
 
     def set_window(self, window: WindowLevel) -> None:
         self.window = window
@@ -273,6 +290,8 @@ class VolumePane(QWidget):
         self._rebuild_3d()
 
     def _rebuild_3d(self) -> None:
+        if self._closed:
+            return
         p = self.plotter
         row, column, _ = VIEWS["3d"]
         p.subplot(row, column)
