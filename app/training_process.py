@@ -70,6 +70,30 @@ def saved_iteration(folder: Path) -> int | None:
     return max(numbers) if numbers else None
 
 
+def request_from_run(run_dir: Path) -> TrainRequest | None:
+    """The settings a run was started with (its ``config.json``) as the dialog's form holds them;
+    None when the file is missing or unreadable (the caller then leaves the form as it is)."""
+    try:
+        values = json.loads((Path(run_dir) / "config.json").read_text())
+        return TrainRequest(
+            data=str(values["data"]),
+            run_dir=Path(run_dir),
+            family=str(values.get("family") or DEFAULT_FAMILY),
+            resolution=int(values["resolution"]),
+            preset=str(values.get("preset") or ""),
+            iterations=int(values["iterations"]),
+            batch_size=int(values["batch_size"]),
+            log_every=int(values.get("log_every", 20)),
+            preview_every=int(values.get("preview_every", 200)),
+            checkpoint_every=int(values.get("checkpoint_every", 500)),
+            modality=str(values.get("modality") or ""),
+            precision=str(values.get("precision") or "fp32"),
+            init_from=str(values.get("init_from") or ""),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def start_arguments(request: TrainRequest) -> list[str]:
     """Arguments after the interpreter for a new run."""
     args = ["-m", "engine", "train"]

@@ -151,12 +151,15 @@ def test_a_start_model_brings_its_network(main_window, tmp_path, tiny_model_file
     assert dialog.preset_box.isEnabled() and dialog.resolution_box.isEnabled()
 
 
-def test_choosing_an_existing_run_shows_its_losses_so_far(main_window, qtbot, tmp_path):
+def test_choosing_an_existing_run_shows_its_settings_and_losses_so_far(main_window, qtbot, tmp_path):
     from torch.utils.tensorboard import SummaryWriter
+
+    from engine.training.config import TrainConfig
 
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text("{}")
+    settings = dict(resolution=32, preset="tiny", iterations=300, batch_size=2, checkpoint_every=50, precision="bf16")
+    TrainConfig(data="phantoms:brain-mri", out=str(run), **settings).save(run / "config.json")  # as the engine does
     with SummaryWriter(str(run / "tensorboard")) as writer:
         for step in (20, 40, 60):
             writer.add_scalar("loss/D", 1.0 / step, step)
@@ -165,4 +168,14 @@ def test_choosing_an_existing_run_shows_its_losses_so_far(main_window, qtbot, tm
     qtbot.waitUntil(lambda: "D" in dialog.curves, timeout=10_000)
     steps, values = dialog.curves["D"].getData()
     assert list(steps) == [20, 40, 60] and values[0] == pytest.approx(0.05)
-    assert dialog.resume_button.isEnabled()
+    assert dialog.resume_button.isEnabled() and "Holds a run without a checkpoint" in dialog.run_hint.text()
+    shown = dialog.request()  # the form now holds the run's settings
+    assert shown.data == "phantoms:brain-mri" and shown.run_dir == run
+    assert {key: getattr(shown, key) for key in settings} == settings
+    assert dialog.progress.maximum() == 300 and dialog.progress.value() == 0
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    dialog.run_edit.setText(str(broken))  # unreadable settings: the form stays as it was
+    assert dialog.request().preset == "tiny" and dialog.resume_button.isEnabled()

@@ -56,6 +56,7 @@ from ..training_process import (
     parse_event,
     records_network,
     repo_root,
+    request_from_run,
     resume_arguments,
     saved_iteration,
     start_arguments,
@@ -190,7 +191,7 @@ class TrainDialog(QDialog):
         self.data_box.currentIndexChanged.connect(lambda *_: self._update_buttons())
         self.family_box.currentTextChanged.connect(self._fill_presets)
         self.run_edit.textChanged.connect(lambda *_: self._update_buttons())
-        self.run_edit.textChanged.connect(lambda *_: self._load_history())
+        self.run_edit.textChanged.connect(lambda *_: self._show_existing_run())
         self.init_edit.textChanged.connect(self._follow_start_model)
 
         self.form_box = QWidget()  # disabled while a run goes on: its settings are fixed then
@@ -503,7 +504,7 @@ class TrainDialog(QDialog):
         model = self.model_path or run_dir / "model.safetensors"
         self.open_button.setEnabled(not running and model.is_file())
         done = saved_iteration(run_dir)
-        self.run_hint.setText(f"holds a run at iteration {done}" if done is not None else "")
+        self.run_hint.setText(run_hint(run_dir, done))
         self.form_box.setEnabled(not running)
 
     def open_result(self) -> None:
@@ -523,11 +524,37 @@ class TrainDialog(QDialog):
         if folder:
             self.folder_edit.setText(folder)
 
-    def _load_history(self) -> None:
-        """An existing run's losses so far (its TensorBoard files, read in the background)."""
+    def _show_existing_run(self) -> None:
+        """A folder that holds a run: the form shows the run's settings and the plot its losses so far."""
         run_dir = self.run_dir()
         if self.running or not is_run(run_dir):
             return
+        request = request_from_run(run_dir)
+        if request is not None:
+            self._fill_form(request)
+            self.progress.setRange(0, request.iterations)
+            self.progress.setValue(saved_iteration(run_dir) or 0)
+        self._load_history(run_dir)
+
+    def _fill_form(self, request: TrainRequest) -> None:
+        """Set every field to ``request`` (a field whose value this dialog does not offer keeps its own)."""
+        phantoms = request.data.startswith("phantoms:")
+        select(self.data_box, request.data.split(":", 1)[1] if phantoms else FOLDER)
+        self.folder_edit.setText("" if phantoms else request.data)
+        select(self.modality_box, request.modality)
+        self.family_box.setCurrentText(request.family)  # (refills the presets)
+        select(self.resolution_box, request.resolution)
+        self.preset_box.setCurrentText(request.preset)
+        self.init_edit.setText(request.init_from)
+        select(self.precision_box, request.precision)
+        self.iterations_box.setValue(request.iterations)
+        self.batch_box.setValue(request.batch_size)
+        self.log_box.setValue(request.log_every)
+        self.preview_box.setValue(request.preview_every)
+        self.checkpoint_box.setValue(request.checkpoint_every)
+
+    def _load_history(self, run_dir: Path) -> None:
+        """An existing run's losses so far (its TensorBoard files, read in the background)."""
 
         def show(curves: dict) -> None:
             if self.running or self.run_dir() != run_dir:
@@ -581,6 +608,21 @@ class TrainDialog(QDialog):
         folder = QFileDialog.getExistingDirectory(self, "Run folder", str(self.run_dir().parent))
         if folder:
             self.run_edit.setText(folder)
+
+
+def run_hint(run_dir: Path, done: int | None) -> str:
+    """What the chosen run folder holds, under its field."""
+    if not is_run(run_dir):
+        return ""
+    at = f"at iteration {done}" if done is not None else "without a checkpoint yet"
+    return f"Holds a run {at}; the form shows its settings (Resume keeps them, up to 'Iterations')"
+
+
+def select(box: QComboBox, data) -> None:
+    """Choose the item of ``box`` that carries ``data``, if it has one."""
+    index = box.findData(data)
+    if index >= 0:
+        box.setCurrentIndex(index)
 
 
 def browse_button(choose) -> QPushButton:
