@@ -25,6 +25,7 @@ from engine.checkpoints import load_model  # noqa: E402
 from engine.data.phantoms import make_phantom  # noqa: E402
 from engine.demo import demo_models  # noqa: E402
 from engine.generate import SampleRequest, sample_volume  # noqa: E402
+from engine.training.init_source import trained_iterations  # noqa: E402
 
 WINDOWS = {"chest-ct": (-1350.0, 150.0), "brain-mri": (0.0, 900.0)}  # lung window W1500/L-600; T1 a.u.
 
@@ -35,9 +36,6 @@ def planes(array):
     return [array[:, :, k].T, array[:, j, :].T, array[i, :, :].T]
 
 
-def total_iterations(training: dict) -> int:
-    init = training.get("init", {})
-    return training["iterations"] + (init.get("iteration", 0) if init.get("strategy") == "copy" else 0)
 
 
 def spread(volumes: list[np.ndarray]) -> float:
@@ -65,7 +63,7 @@ def main() -> None:
     for path in args.models or demo_models():
         model = load_model(path)
         kind = model.card.training["data"]["kind"]
-        iterations = total_iterations(model.card.training)
+        iterations = trained_iterations(model.card.training)
         rows.append((f"{kind}\ntraining phantom", kind, make_phantom(kind, model.config.resolution, 7).array))
         for seed in args.seeds:
             label = f"{kind}\ndemo seed {seed}\n({iterations} it.)"

@@ -171,3 +171,14 @@ def test_a_runs_losses_are_read_back_across_a_resume(tmp_path):
             writer.add_scalar("speed/iterations_per_second", 9.0, step)
         writer.close()
     assert read_losses(tmp_path) == {"G": ([1, 2, 3, 4, 5, 6], [1.0, 1.0, 2.0, 2.0, 2.0, 2.0])}
+
+
+def test_fine_tuning_chains_add_up_their_iterations():
+    from engine.training.init_source import trained_iterations
+
+    first = {"iterations": 1382}
+    second = {"iterations": 3500, "init": {"iteration": trained_iterations(first), "strategy": "copy"}}
+    third = {"iterations": 2000, "init": {"iteration": trained_iterations(second), "strategy": "copy"}}
+    assert trained_iterations(second) == 4882 and trained_iterations(third) == 6882
+    inflated = {"iterations": 100, "init": {"iteration": 50, "strategy": "center"}}  # a 2D twin: other steps
+    assert trained_iterations(inflated) == 100

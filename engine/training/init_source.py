@@ -127,6 +127,14 @@ def _check_same(source, expected, path: str, what: str) -> None:
             )
 
 
+def trained_iterations(training: dict) -> int:
+    """Iterations behind a model: its own run's, plus those of the model it was fine-tuned from
+    (which the card records as the source's own total, so chains of fine-tuning add up)."""
+    init = training.get("init") or {}
+    earlier = int(init.get("iteration", 0)) if init.get("strategy") == "copy" else 0
+    return int(training.get("iterations", 0)) + earlier
+
+
 def copy_hagan_into(cfg: TrainConfig, nets: dict[str, nn.Module], log: RunLog) -> tuple[dict, dict | None]:
     """HA-GAN ``--init-from``: the networks' weights from an HA-GAN of the same architecture.
 
@@ -145,7 +153,7 @@ def copy_hagan_into(cfg: TrainConfig, nets: dict[str, nn.Module], log: RunLog) -
         states = {name: net.state_dict() for name, net in model.networks().items()}
         summary = {"from": str(source), "content_hash": model.card.content_hash}
         if model.card.training.get("iterations"):
-            summary["iteration"] = int(model.card.training["iterations"])
+            summary["iteration"] = trained_iterations(model.card.training)
     for name, net in nets.items():
         if name in states:
             net.load_state_dict(states[name])
