@@ -36,8 +36,6 @@ def planes(array):
     return [array[:, :, k].T, array[:, j, :].T, array[i, :, :].T]
 
 
-
-
 def spread(volumes: list[np.ndarray]) -> float:
     return float(np.stack(volumes).std(axis=0).mean())
 
