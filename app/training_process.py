@@ -71,27 +71,30 @@ def saved_iteration(folder: Path) -> int | None:
 
 
 def request_from_run(run_dir: Path) -> TrainRequest | None:
-    """The settings a run was started with (its ``config.json``) as the dialog's form holds them;
-    None when the file is missing or unreadable (the caller then leaves the form as it is)."""
+    """The settings a run was started with (its ``config.json``, read by the engine) as the dialog's
+    form holds them; None when they are missing or unreadable (the form then stays as it is)."""
+    from engine.errors import EngineError
+    from engine.training.config import TrainConfig
+
     try:
-        values = json.loads((Path(run_dir) / "config.json").read_text())
-        return TrainRequest(
-            data=str(values["data"]),
-            run_dir=Path(run_dir),
-            family=str(values.get("family") or DEFAULT_FAMILY),
-            resolution=int(values["resolution"]),
-            preset=str(values.get("preset") or ""),
-            iterations=int(values["iterations"]),
-            batch_size=int(values["batch_size"]),
-            log_every=int(values.get("log_every", 20)),
-            preview_every=int(values.get("preview_every", 200)),
-            checkpoint_every=int(values.get("checkpoint_every", 500)),
-            modality=str(values.get("modality") or ""),
-            precision=str(values.get("precision") or "fp32"),
-            init_from=str(values.get("init_from") or ""),
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        config = TrainConfig.load(Path(run_dir) / "config.json")
+    except (EngineError, TypeError):  # TypeError: keys of the right name with values of the wrong kind
         return None
+    return TrainRequest(
+        data=config.data,
+        run_dir=Path(run_dir),
+        family=config.family,
+        resolution=config.resolution,
+        preset=config.preset,
+        iterations=config.iterations,
+        batch_size=config.batch_size,
+        log_every=config.log_every,
+        preview_every=config.preview_every,
+        checkpoint_every=config.checkpoint_every,
+        modality=config.modality,
+        precision=config.precision,
+        init_from=config.init_from,
+    )
 
 
 def start_arguments(request: TrainRequest) -> list[str]:
