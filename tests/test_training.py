@@ -191,14 +191,23 @@ def test_sigterm_stops_after_the_iteration_with_a_checkpoint_and_a_model(tmp_pat
 
 
 def test_export_makes_a_model_from_a_run_without_touching_it(tmp_path):
+    import torch
+
     from engine.checkpoints import load_model
 
     run = tmp_path / "run"
-    train(run, "--iterations", "2", "--checkpoint-every", "2")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # trained on one thread, exported on more: the card names the training's
+    try:
+        train(run, "--iterations", "2", "--checkpoint-every", "2")
+    finally:
+        torch.set_num_threads(max(2, threads))
     before = sorted(p.name for p in run.rglob("*"))
     out = tmp_path / "exported.safetensors"
     assert main(["export", "--run", str(run), "--out", str(out), "--half"]) == 0
     assert sorted(p.name for p in run.rglob("*")) == before  # the run folder is left as it was
     model = load_model(out)
     assert model.card.training["iterations"] == 2 and model.has_encoders
+    assert model.card.training["hardware"].endswith(f"CPU ({os.cpu_count()} cores), 1 torch thread")
+    torch.set_num_threads(threads)
     assert main(["export", "--run", str(tmp_path / "nothing"), "--out", str(out)]) == 2

@@ -82,6 +82,7 @@ class Trainer:
         self.data = data_stream(self.dataset, self.local_batch, cfg.seed, env.rank, env.world_size, cfg.workers)
         self.iteration = 0
         self.elapsed = 0.0
+        self.hardware: list[str] = []  # what trained the run, in order (a resume may move it)
         self.init_summary: dict = {}  # where the weights came from (--init-from), for the model card
         self.skipped_updates: dict[str, int] = {}  # non-finite updates skipped, by network
         self.skipped_in_a_row: dict[str, int] = {}
@@ -189,6 +190,9 @@ class Trainer:
         self.log.bar.update(self.iteration)
         self.log.event("start", iteration=self.iteration, iterations=cfg.iterations, run_dir=str(self.run_dir))
         started = time.perf_counter() - self.elapsed
+        here = describe_hardware(self.env.device)
+        if not self.hardware or self.hardware[-1] != here:
+            self.hardware.append(here)
         try:
             while self.iteration < cfg.iterations and not self._stop:
                 x, labels = next(self.data)
@@ -229,6 +233,7 @@ class Trainer:
         state = {
             "iteration": self.iteration,
             "elapsed": self.elapsed,
+            "hardware": list(self.hardware),
             "models": {k: v.state_dict() for k, v in self.networks().items()},
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "scalers": {k: v.state_dict() for k, v in self.scalers.items()},
@@ -267,6 +272,7 @@ class Trainer:
         restore_rng(payload["rng"], {"latents": self.rng})
         self.data.load_state_dict(payload["data"])
         self.iteration, self.elapsed = int(payload["iteration"]), float(payload["elapsed"])
+        self.hardware = list(payload.get("hardware", []))
         self.init_summary = payload.get("init", {})
         self.skipped_updates = dict(payload.get("skipped_updates", {}))
         self.log.message(f"resumed from {Path(payload['_path']).name} (iteration {self.iteration})")
@@ -282,7 +288,8 @@ class Trainer:
             "batch_size": cfg.batch_size,
             "processes": self.env.world_size,
             "time_hours": round(self.elapsed / 3600, 3),
-            "hardware": describe_hardware(self.env.device),
+            # the machines that trained it; `engine export` elsewhere does not change it
+            "hardware": "; then ".join(self.hardware) or describe_hardware(self.env.device),
             "ema": cfg.ema,
             "precision": cfg.precision,
             "optimiser": self.optimiser_text(),
