@@ -41,6 +41,7 @@ class TrainRequest:
     modality: str = ""  # for a plain NIfTI folder: ct | mri
     precision: str = "fp32"  # or bf16 (CUDA; CPUs with bf16 instructions)
     init_from: str = ""  # a model or run to start from (HA-GAN: fine-tune; split-shuffle 3d: inflate a 2D model)
+    mode_seeking: float = 0.0  # HA-GAN: weight of the term that keeps seeds apart; 0 = off
 
 
 def repo_root() -> Path:
@@ -94,6 +95,7 @@ def request_from_run(run_dir: Path) -> TrainRequest | None:
         modality=config.modality,
         precision=config.precision,
         init_from=config.init_from,
+        mode_seeking=config.mode_seeking,
     )
 
 
@@ -120,6 +122,8 @@ def start_arguments(request: TrainRequest) -> list[str]:
         args += ["--" + option.replace("_", "-"), str(getattr(request, option))]
     if request.precision != "fp32":
         args += ["--precision", request.precision]
+    if request.mode_seeking and request.family == DEFAULT_FAMILY:
+        args += ["--mode-seeking", f"{request.mode_seeking:g}"]
     return [*args, "--device", request.device, "--progress-json", "-"]
 
 

@@ -41,6 +41,12 @@ def test_command_lines_and_progress_lines():
         "bf16",
     ]
 
+    assert "--mode-seeking" not in args  # off unless asked for: the reference's training
+    diverse = start_arguments(TrainRequest(data="/d", run_dir=Path("r"), mode_seeking=0.05))
+    assert diverse[diverse.index("--mode-seeking") + 1] == "0.05"
+    shuffle = TrainRequest(data="/d", run_dir=Path("r"), family="split-shuffle", mode_seeking=0.05)
+    assert "--mode-seeking" not in start_arguments(shuffle)  # an HA-GAN option
+
     assert parse_event('{"event": "progress", "iteration": 3}')["iteration"] == 3
     assert parse_event("model written to x") is None and parse_event("{broken") is None
     assert last_status("training: 1/9\rtraining: 2/9\r") == "training: 2/9"
@@ -149,6 +155,10 @@ def test_a_start_model_brings_its_network(main_window, tmp_path, tiny_model_file
     assert request.init_from == str(tmp_path / "G_iter80000.pth") and request.precision == "bf16"
     dialog.init_edit.setText("")
     assert dialog.preset_box.isEnabled() and dialog.resolution_box.isEnabled()
+    dialog.family_box.setCurrentText("split-shuffle")
+    assert not dialog.mode_seeking_box.isEnabled()  # seed diversity is an HA-GAN option
+    dialog.family_box.setCurrentText("ha-gan")
+    assert dialog.mode_seeking_box.isEnabled() and dialog.mode_seeking_box.text() == "off"
 
 
 def test_choosing_an_existing_run_shows_its_settings_and_losses_so_far(main_window, qtbot, tmp_path):
@@ -159,6 +169,7 @@ def test_choosing_an_existing_run_shows_its_settings_and_losses_so_far(main_wind
     run = tmp_path / "run"
     run.mkdir()
     settings = dict(resolution=32, preset="tiny", iterations=300, batch_size=2, checkpoint_every=50, precision="bf16")
+    settings["mode_seeking"] = 0.1
     TrainConfig(data="phantoms:brain-mri", out=str(run), **settings).save(run / "config.json")  # as the engine does
     with SummaryWriter(str(run / "tensorboard")) as writer:
         for step in (20, 40, 60):

@@ -18,6 +18,7 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGridLayout,
@@ -144,6 +145,15 @@ class TrainDialog(QDialog):
         self.precision_box.setToolTip(
             "bf16: mixed precision on CUDA GPUs and on CPUs with bf16 instructions (about 3x faster there)"
         )
+        self.mode_seeking_box = QDoubleSpinBox()
+        self.mode_seeking_box.setRange(0.0, 10.0)
+        self.mode_seeking_box.setDecimals(2)
+        self.mode_seeking_box.setSingleStep(0.05)
+        self.mode_seeking_box.setSpecialValueText("off")  # 0: the reference's training
+        self.mode_seeking_box.setToolTip(
+            "HA-GAN: weight of a mode-seeking term (MSGAN) that rewards different volumes for different "
+            "seeds; try 0.05-0.1 when a model's seeds look alike. Its curve G_spread shows how far apart they are."
+        )
         self.device_box = QComboBox()
         self.device_box.addItems(DEVICE_CHOICES)
         self.device_box.setToolTip("Detected here: " + ", ".join(available_devices()))
@@ -165,6 +175,7 @@ class TrainDialog(QDialog):
         form.addRow("Start from", row(self.init_edit, init_button))
         form.addRow("", self.init_hint)
         form.addRow("Precision", self.precision_box)
+        form.addRow("Seed diversity", self.mode_seeking_box)
         form.addRow("Iterations", self.iterations_box)
         form.addRow("Batch size", self.batch_box)
         form.addRow("Log every", self.log_box)
@@ -250,6 +261,7 @@ class TrainDialog(QDialog):
 
     def _fill_presets(self, family: str) -> None:
         """The family's presets, keeping the chosen name where the family has it too."""
+        self.mode_seeking_box.setEnabled(family == DEFAULT_FAMILY)  # an HA-GAN option
         chosen = self.preset_box.currentText() or "small"
         self.preset_box.clear()
         for name, widths in family_presets(family).items():
@@ -286,6 +298,7 @@ class TrainDialog(QDialog):
             modality=self.modality_box.currentData() if kind == FOLDER else "",
             precision=self.precision_box.currentData(),
             init_from=self.init_edit.text().strip(),
+            mode_seeking=self.mode_seeking_box.value(),
         )
 
     def start(self) -> None:
@@ -547,6 +560,7 @@ class TrainDialog(QDialog):
         self.preset_box.setCurrentText(request.preset)
         self.init_edit.setText(request.init_from)
         select(self.precision_box, request.precision)
+        self.mode_seeking_box.setValue(request.mode_seeking)
         self.iterations_box.setValue(request.iterations)
         self.batch_box.setValue(request.batch_size)
         self.log_box.setValue(request.log_every)

@@ -35,6 +35,11 @@ _OPTIONS = {
     "beta2": (float, "Adam beta2 (default 0.999)"),
     "g_iter": (int, "generator updates per iteration (default 1)"),
     "lambda_class": (float, "weight of the class loss for G (default 0.1)"),
+    "mode_seeking": (
+        float,
+        "HA-GAN: weight of a mode-seeking term for G (MSGAN, Mao et al. 2019), which rewards different "
+        "volumes for different latents; try 1 when the seeds of a model look alike (default 0: off, as the reference)",
+    ),
     "ema": (float, "decay of an EMA copy of G used for export, e.g. 0.999 (default 0: off)"),
     "seed": (int, "seed of every random number generator (default 0)"),
     "checkpoint_every": (int, "iterations between run checkpoints (default 500)"),

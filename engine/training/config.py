@@ -68,6 +68,7 @@ class TrainConfig:
     beta2: float = 0.999
     g_iter: int = 1
     lambda_class: float = 0.1
+    mode_seeking: float = 0.0  # HA-GAN: weight of MSGAN's mode-seeking term for G (against seed collapse); 0 = off
     ema: float = 0.0  # decay of an exponential moving average of G; 0 = off
     precision: str = "fp32"  # fp32 | bf16 (CUDA, CPUs with bf16 instructions) | fp16 (CUDA)
     grad_checkpoint: bool = False
@@ -98,6 +99,8 @@ class TrainConfig:
             raise ConfigError("iterations and batch size must be at least 1")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"unknown precision '{self.precision}'")
+        if self.mode_seeking < 0:
+            raise ConfigError(f"--mode-seeking must be 0 (off) or positive, got {self.mode_seeking}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"EMA decay must lie in [0, 1), got {self.ema}")
         if self.checkpoint_every < 1 or self.keep < 1:
@@ -117,6 +120,8 @@ class TrainConfig:
         else:
             if self.init_from_2d:
                 raise ConfigError("--init-from-2d is for HA-GAN; a split-shuffle 3d run takes --init-from")
+            if self.mode_seeking:
+                raise ConfigError("--mode-seeking is for HA-GAN")
             if self.num_class:
                 raise ConfigError("split-shuffle models are unconditional (no --num-class)")
             self.stage = self.stage or "3d"

@@ -114,17 +114,26 @@ class HAGANTrainer(Trainer):
         # 2. G: non-saturating loss through a frozen D, fresh latents, same crop
         set_requires_grad(self.D, False)
         set_requires_grad(self.G, True)
+        paired = self.cfg.mode_seeking > 0
+        g_labels = labels if labels is None or not paired else torch.cat([labels, labels])
         for _ in range(self.cfg.g_iter):
             z, _ = self.draw()
+            if paired:  # a second latent per row: the mode-seeking term compares the two volumes
+                z = torch.cat([z, self.latents(self.cfg.batch_size, self.local_batch)])
             with self.autocast():
-                slab, anchor = self.g_step_ddp(z, labels, crop)
+                slab, anchor = self.g_step_ddp(z, g_labels, crop)
                 out = self.D(slab, anchor, crop)
                 g_loss = bce(out.logit.float(), torch.ones_like(out.logit, dtype=torch.float32))
                 if labels is not None:
-                    g_loss = g_loss + self.cfg.lambda_class * F.cross_entropy(out.class_logits.float(), labels)
+                    g_loss = g_loss + self.cfg.lambda_class * F.cross_entropy(out.class_logits.float(), g_labels)
+                if paired:
+                    spread = latent_spread(z, slab, anchor)
+                    g_loss = g_loss + self.cfg.mode_seeking / (spread + 1e-5)
             self._update("G", g_loss)
             self._update_ema(self.G)
         losses["G"] = g_loss
+        if paired:
+            losses["G_spread"] = spread
 
         # 3. E^H: reconstruct the real slab through the frozen G^H (slab statistics, as trained)
         set_requires_grad(self.G, False)
@@ -145,6 +154,10 @@ class HAGANTrainer(Trainer):
         self._last_previews["reconstruction"] = rec_slab[0]
         return {k: float(self.env.mean(v.detach().float())) for k, v in losses.items()}
 
+    def training_notes(self) -> dict:
+        notes = super().training_notes()
+        return {**notes, "mode_seeking": self.cfg.mode_seeking} if self.cfg.mode_seeking else notes
+
     def optimiser_text(self) -> str:
         cfg = self.cfg
         return f"Adam betas ({cfg.beta1}, {cfg.beta2}); lr G {cfg.lr_g}, D {cfg.lr_d}, E {cfg.lr_e}"
@@ -158,6 +171,20 @@ class HAGANTrainer(Trainer):
         return HAGANModel(
             card, copy.deepcopy(generator).cpu(), copy.deepcopy(self.E).cpu(), copy.deepcopy(self.sub_E).cpu()
         )
+
+
+def latent_spread(z: torch.Tensor, slab: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+    """How far apart the two halves of a paired batch are as volumes, per unit of latent distance.
+
+    Mode seeking (MSGAN, Mao et al. 2019): G adds ``weight / spread`` to its loss, so latents that
+    differ must give volumes that differ; a collapsing G (every seed the same volume) pays for it.
+    Slab and anchor count alike: the anchor carries the global shape, the slab the detail.
+    """
+    z1, z2 = z.float().chunk(2)
+    s1, s2 = slab.float().chunk(2)
+    a1, a2 = anchor.float().chunk(2)
+    volumes = 0.5 * ((s1 - s2).abs().mean() + (a1 - a2).abs().mean())
+    return volumes / (z1 - z2).abs().mean()
 
 
 def default_model_name(resolution: int, summary: dict) -> str:
