@@ -205,8 +205,24 @@ def test_mode_seeking_keeps_seeds_apart_where_plain_training_lets_them_collapse(
     logged = [e["losses"] for e in events[1] if e.get("event") == "progress"]
     assert logged and all(losses["G_spread"] > 0 for losses in logged)
     assert all("G_spread" not in e.get("losses", {}) for e in events[0])
-    assert read_model_card(runs[1] / "model.safetensors").training["mode_seeking"] == 1.0
+    training = read_model_card(runs[1] / "model.safetensors").training
+    assert training["mode_seeking"] == 1.0 and 0 < training["mode_seeking_ceiling"] < 1
     assert "mode_seeking" not in read_model_card(runs[0] / "model.safetensors").training
+
+
+def test_mode_seeking_stops_rewarding_spread_at_the_datas_own():
+    """The ceiling is the training volumes' pair spread, in the units of a generated pair's."""
+    import math
+
+    from engine.training.hagan_trainer import data_spread, latent_spread
+
+    zeros, ones = torch.zeros(1, 8, 8, 8), torch.ones(1, 8, 8, 8)
+    assert data_spread([(zeros, 0), (ones, 0), (zeros, 0), (zeros, 0)]) == pytest.approx(0.5 * math.sqrt(math.pi) / 2)
+    assert data_spread([(zeros, 0)]) == math.inf  # one volume: nothing to compare, no ceiling
+    # a generated pair as far apart as that data pair, with typical latents, scores about the same
+    z = torch.randn(2, 4096, generator=torch.Generator().manual_seed(0))
+    slabs, anchors = torch.stack([zeros, ones]), torch.stack([zeros[:, :2, :2, :2], ones[:, :2, :2, :2]])
+    assert float(latent_spread(z, slabs, anchors)) == pytest.approx(data_spread([(zeros, 0), (ones, 0)]), rel=0.05)
 
 
 @pytest.mark.parametrize(

@@ -152,7 +152,8 @@ class TrainDialog(QDialog):
         self.mode_seeking_box.setSpecialValueText("off")  # 0: the reference's training
         self.mode_seeking_box.setToolTip(
             "HA-GAN: weight of a mode-seeking term (MSGAN) that rewards different volumes for different "
-            "seeds; try 0.05-0.1 when a model's seeds look alike. Its curve G_spread shows how far apart they are."
+            "seeds, up to the training data's own spread; try 0.02-0.1 when a model's seeds look alike. "
+            "Its curve G_spread shows how far apart they are."
         )
         self.device_box = QComboBox()
         self.device_box.addItems(DEVICE_CHOICES)

@@ -38,7 +38,8 @@ _OPTIONS = {
     "mode_seeking": (
         float,
         "HA-GAN: weight of a mode-seeking term for G (MSGAN, Mao et al. 2019), which rewards different "
-        "volumes for different latents; try 1 when the seeds of a model look alike (default 0: off, as the reference)",
+        "volumes for different latents up to the training data's own spread; try 0.02-0.1 when the seeds "
+        "of a model look alike (default 0: off, as the reference)",
     ),
     "ema": (float, "decay of an EMA copy of G used for export, e.g. 0.999 (default 0: off)"),
     "seed": (int, "seed of every random number generator (default 0)"),

@@ -17,6 +17,7 @@ Fixed here (see shared/design/hagan.md section h):
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +57,7 @@ class HAGANTrainer(Trainer):
         self.E, self.sub_E = Encoder(self.net).to(device), SubEncoder(self.net).to(device)
         self.g_step = GeneratorStep(self.G, cfg.grad_checkpoint)
         self.ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema else None
+        self._spread_ceiling: float | None = None  # mode seeking: the data's pair spread, once measured
         wrapped = map(self.wrap, (self.g_step, self.D, self.E, self.sub_E))
         self.g_step_ddp, self.D_ddp, self.E_ddp, self.sub_E_ddp = wrapped
         self.optimizers = {
@@ -115,6 +117,7 @@ class HAGANTrainer(Trainer):
         set_requires_grad(self.D, False)
         set_requires_grad(self.G, True)
         paired = self.cfg.mode_seeking > 0
+        ceiling = self.spread_ceiling() if paired else None
         g_labels = labels if labels is None or not paired else torch.cat([labels, labels])
         for _ in range(self.cfg.g_iter):
             z, _ = self.draw()
@@ -128,7 +131,9 @@ class HAGANTrainer(Trainer):
                     g_loss = g_loss + self.cfg.lambda_class * F.cross_entropy(out.class_logits.float(), g_labels)
                 if paired:
                     spread = latent_spread(z, slab, anchor)
-                    g_loss = g_loss + self.cfg.mode_seeking / (spread + 1e-5)
+                    # W / spread, less what it is at the data's own spread: no reward beyond it
+                    push = (1.0 / (spread + 1e-5) - 1.0 / ceiling).clamp(min=0.0)
+                    g_loss = g_loss + self.cfg.mode_seeking * push
             self._update("G", g_loss)
             self._update_ema(self.G)
         losses["G"] = g_loss
@@ -154,9 +159,20 @@ class HAGANTrainer(Trainer):
         self._last_previews["reconstruction"] = rec_slab[0]
         return {k: float(self.env.mean(v.detach().float())) for k, v in losses.items()}
 
+    def spread_ceiling(self) -> float:
+        """The training data's own pair spread, measured once: the mode-seeking term stops there."""
+        if self._spread_ceiling is None:
+            self._spread_ceiling = data_spread(self.dataset)
+            self.log.message(
+                f"mode seeking: pairs of training volumes spread {self._spread_ceiling:.3f}; G is pushed up to that"
+            )
+        return self._spread_ceiling
+
     def training_notes(self) -> dict:
         notes = super().training_notes()
-        return {**notes, "mode_seeking": self.cfg.mode_seeking} if self.cfg.mode_seeking else notes
+        if not self.cfg.mode_seeking:
+            return notes
+        return {**notes, "mode_seeking": self.cfg.mode_seeking, "mode_seeking_ceiling": round(self.spread_ceiling(), 4)}
 
     def optimiser_text(self) -> str:
         cfg = self.cfg
@@ -178,6 +194,8 @@ def latent_spread(z: torch.Tensor, slab: torch.Tensor, anchor: torch.Tensor) -> 
 
     Mode seeking (MSGAN, Mao et al. 2019): G adds ``weight / spread`` to its loss, so latents that
     differ must give volumes that differ; a collapsing G (every seed the same volume) pays for it.
+    Unlike MSGAN the reward ends at the training data's own spread (``data_spread``): beyond it
+    the term would only trade realism for difference.
     Slab and anchor count alike: the anchor carries the global shape, the slab the detail.
     """
     z1, z2 = z.float().chunk(2)
@@ -185,6 +203,23 @@ def latent_spread(z: torch.Tensor, slab: torch.Tensor, anchor: torch.Tensor) -> 
     a1, a2 = anchor.float().chunk(2)
     volumes = 0.5 * ((s1 - s2).abs().mean() + (a1 - a2).abs().mean())
     return volumes / (z1 - z2).abs().mean()
+
+
+def data_spread(dataset, pairs: int = 8) -> float:
+    """``latent_spread`` of real volumes: pairs of training volumes, as if drawn from two latents.
+
+    Two standard-normal latents lie 2/sqrt(pi) apart per component on average, which is the
+    latent distance a generated pair is divided by. A whole volume stands for the slab (the
+    average over crop positions). Fewer than two volumes: no ceiling (infinity).
+    """
+    count = min(pairs, len(dataset) // 2)
+    if count == 0:
+        return float("inf")
+    total = 0.0
+    for k in range(count):
+        a, b = (dataset[i][0].float().unsqueeze(0) for i in (2 * k, 2 * k + 1))
+        total += 0.5 * float((a - b).abs().mean() + (F.avg_pool3d(a, 4) - F.avg_pool3d(b, 4)).abs().mean())
+    return total / count / (2.0 / math.sqrt(math.pi))
 
 
 def default_model_name(resolution: int, summary: dict) -> str:
