@@ -184,6 +184,16 @@ def test_fine_tuning_chains_add_up_their_iterations():
     assert trained_iterations(inflated) == 100
 
 
+def test_a_chain_through_a_run_folder_counts_every_earlier_iteration(source, tmp_path):
+    """model file (3 it.) -> run A (2 it.) -> run B from A's folder (1 it.): B's model has 6 in all."""
+    from engine.training.init_source import trained_iterations
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    train(first, "--init-from", str(source / "model.safetensors"), "--iterations", "2")
+    train(second, "--init-from", str(first), "--iterations", "1")
+    assert trained_iterations(read_model_card(second / "model.safetensors").training) == 6
+
+
 def test_mode_seeking_keeps_seeds_apart_where_plain_training_lets_them_collapse(tmp_path):
     """--mode-seeking: the same start, data and seeds; the volumes of different latents end up
     further apart than without it, the spread is logged and the card records the weight."""

@@ -147,7 +147,9 @@ def copy_hagan_into(cfg: TrainConfig, nets: dict[str, nn.Module], log: RunLog) -
     if source.is_dir() and (source / "config.json").exists():
         payload = newest_checkpoint(source)
         states, ema = payload["models"], payload.get("ema")
-        summary = {"from": str(source), "iteration": int(payload["iteration"])}
+        # the source run's own start counts too (a run fine-tuned from a model file)
+        earlier = {"iterations": int(payload["iteration"]), "init": payload.get("init") or {}}
+        summary = {"from": str(source), "iteration": trained_iterations(earlier)}
     else:
         model = load_model(source, resolution=cfg.resolution, parts=tuple(nets))
         states = {name: net.state_dict() for name, net in model.networks().items()}
