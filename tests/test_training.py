@@ -211,3 +211,23 @@ def test_export_makes_a_model_from_a_run_without_touching_it(tmp_path):
     assert model.card.training["hardware"].endswith(f"CPU ({os.cpu_count()} cores), 1 torch thread")
     torch.set_num_threads(threads)
     assert main(["export", "--run", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+
+
+def test_export_can_take_an_earlier_kept_checkpoint(tmp_path, capsys):
+    """A run's later iterations can be worse (GANs swing): export --iteration picks a kept one."""
+    import torch
+
+    from engine.checkpoints import load_model
+
+    run = tmp_path / "run"
+    train(run, "--iterations", "3", "--checkpoint-every", "1", "--keep", "2")  # keeps iterations 2 and 3
+    earlier, newest = tmp_path / "2.safetensors", tmp_path / "3.safetensors"
+    assert main(["export", "--run", str(run), "--out", str(earlier), "--iteration", "2"]) == 0
+    assert main(["export", "--run", str(run), "--out", str(newest)]) == 0
+    models = [load_model(path) for path in (earlier, newest)]
+    assert [m.card.training["iterations"] for m in models] == [2, 3]
+    weights = [torch.cat([p.flatten() for p in m.generator.parameters()]) for m in models]
+    assert not torch.equal(*weights)
+    capsys.readouterr()
+    assert main(["export", "--run", str(run), "--out", str(earlier), "--iteration", "1"]) == 2
+    assert "no checkpoint of iteration 1 (kept: 2, 3)" in capsys.readouterr().err

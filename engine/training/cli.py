@@ -105,11 +105,14 @@ def register(commands) -> None:
     train.set_defaults(run=run_train)
 
     export = commands.add_parser(
-        "export", help="a run's newest checkpoint -> a model file (also while the run goes on)"
+        "export", help="a run's newest (or a chosen) checkpoint -> a model file (also while the run goes on)"
     )
     export.add_argument("--run", dest="run_dir", required=True, metavar="RUN_DIR", help="a training run folder")
     export.add_argument("--out", required=True, help="the .safetensors model file to write")
     export.add_argument("--half", action="store_true", help="store weights in float16")
+    export.add_argument(
+        "--iteration", type=int, help="export the kept checkpoint of this iteration instead of the newest"
+    )
     export.set_defaults(run=run_export)
 
 
@@ -154,7 +157,7 @@ def run_export(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     cfg = TrainConfig.load(run_dir / "config.json")
     trainer = make_trainer(cfg, Distributed(device=torch.device("cpu")), quiet=True)
-    if not trainer.resume():
+    if not trainer.resume(args.iteration):
         raise ConfigError(f"{run_dir}: the run has no checkpoint yet")
     path = trainer.export(Path(args.out), torch.float16 if args.half else torch.float32)
     print(f"wrote {path} (iteration {trainer.iteration})")

@@ -67,6 +67,19 @@ def load_latest(folder: Path) -> dict | None:
     return None
 
 
+def load_at(folder: Path, iteration: int) -> dict:
+    """The kept checkpoint of ``iteration``, or a one-line error naming the ones that are kept."""
+    path = checkpoint_path(folder, iteration)
+    if not path.exists():
+        kept = ", ".join(str(int(_NAME.match(p.name).group(1))) for p in list_checkpoints(folder)) or "none"
+        raise CheckpointError(f"{folder}: no checkpoint of iteration {iteration} (kept: {kept})")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"{path}: {str(error).splitlines()[0][:120]}") from error
+    return {**payload, "_path": str(path), "_skipped": []}
+
+
 # -- random number generators ------------------------------------------------------------------
 
 

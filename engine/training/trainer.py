@@ -27,7 +27,7 @@ from ..volume import IntensityMapping
 from .config import TrainConfig
 from .data import build_dataset, data_stream
 from .distributed import Distributed
-from .run_checkpoint import capture_rng, load_latest, restore_rng, write_checkpoint
+from .run_checkpoint import capture_rng, load_at, load_latest, restore_rng, write_checkpoint
 from .run_log import RunLog
 
 
@@ -254,9 +254,10 @@ class Trainer:
             self.log.event("checkpoint", iteration=self.iteration, path=str(path))
         self.env.barrier()
 
-    def resume(self) -> bool:
-        """Continue from the newest complete checkpoint; False when there is none yet."""
-        payload = load_latest(self.run_dir / "checkpoints")
+    def resume(self, iteration: int | None = None) -> bool:
+        """Continue from the newest complete checkpoint (or the one of ``iteration``); False when there is none yet."""
+        folder = self.run_dir / "checkpoints"
+        payload = load_latest(folder) if iteration is None else load_at(folder, iteration)
         if payload is None:
             return False
         for problem in payload["_skipped"]:
