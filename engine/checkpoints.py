@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 
 from .atomic import atomic_write
 from .card import CT_WINDOW, ModelCard, default_spacing
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 from .model import MODEL_CLASSES, AnyModel, HAGANModel
 from .models.hagan import HAGANConfig
 from .volume import IntensityMapping
@@ -62,7 +62,7 @@ def read_model_card(path: str | os.PathLike) -> ModelCard:
         with safe_open(str(path), "pt") as handle:
             metadata = handle.metadata() or {}
     except (SafetensorError, OSError) as error:
-        raise CheckpointError(f"{path}: not a readable .safetensors model file ({_first_line(error)})") from None
+        raise CheckpointError(f"{path}: not a readable .safetensors model file ({first_line(error, 200)})") from None
     if "model_card" not in metadata:
         raise CheckpointError(f"{path}: .safetensors file without a model card (not made by this engine)")
     try:
@@ -98,7 +98,7 @@ def _load_ours(path: Path, parts: tuple[str, ...]) -> AnyModel:
         with safe_open(str(path), "pt") as handle:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError) as error:
-        raise CheckpointError(f"{path}: damaged model file ({_first_line(error)})") from None
+        raise CheckpointError(f"{path}: damaged model file ({first_line(error, 200)})") from None
     if card.content_hash and tensor_hash(tensors) != card.content_hash:
         raise CheckpointError(f"{path}: weights do not match the card's content hash (file modified or damaged)")
     present = {key.split(".", 1)[0] for key in tensors}
@@ -274,8 +274,8 @@ def _explain_load_error(error: Exception, head: bytes) -> str:
     if "Weights only load failed" in text:
         return "holds Python objects other than tensors; refusing to unpickle it (weights_only)"
     if isinstance(error, KeyError) or head.startswith(_PICKLE_MAGIC):
-        return f"not a valid PyTorch checkpoint ({type(error).__name__}: {_first_line(error)})"
-    return f"cannot be read as a PyTorch checkpoint ({_first_line(error)})"
+        return f"not a valid PyTorch checkpoint ({type(error).__name__}: {first_line(error, 200)})"
+    return f"cannot be read as a PyTorch checkpoint ({first_line(error, 200)})"
 
 
 def _existing(path: str | os.PathLike) -> Path:
@@ -283,8 +283,3 @@ def _existing(path: str | os.PathLike) -> Path:
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or folder")
     return path
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0][:200] if lines else type(error).__name__

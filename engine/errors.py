@@ -15,3 +15,9 @@ class VolumeError(EngineError):
 
 class ConfigError(EngineError):
     """An impossible setting (resolution, slab start, device, ...)."""
+
+
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """An exception's first line (its type when it has no text), for one-line error messages."""
+    lines = str(error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:limit]

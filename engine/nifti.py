@@ -16,7 +16,7 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_write
-from .errors import VolumeError
+from .errors import VolumeError, first_line
 from .volume import RAW, IntensityMapping, Volume
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -86,7 +86,7 @@ def load_nifti(path: str | os.PathLike) -> Volume:
         image = nib.load(str(path))
         array = image.get_fdata(dtype=np.float32)
     except Exception as error:  # nibabel raises many types for damaged files
-        raise VolumeError(f"{path}: not a readable NIfTI file ({_first_line(error)})") from None
+        raise VolumeError(f"{path}: not a readable NIfTI file ({first_line(error)})") from None
     if array.ndim == 4 and array.shape[3] == 1:
         array = array[..., 0]
     if array.ndim != 3:
@@ -103,7 +103,7 @@ def load_nifti(path: str | os.PathLike) -> Volume:
             intensity = IntensityMapping.from_dict(meta["intensity"])
             provenance = dict(meta.get("provenance", {}))
         except (ValueError, KeyError, TypeError) as error:
-            raise VolumeError(f"{sidecar}: unreadable sidecar ({_first_line(error)})") from None
+            raise VolumeError(f"{sidecar}: unreadable sidecar ({first_line(error)})") from None
     provenance.setdefault("source_file", str(path))
     return Volume(array, image.affine, intensity, provenance)
 
@@ -112,8 +112,3 @@ def _atomic_write(path: Path, write) -> None:
     # keep the real extension: nibabel decides on compression from it
     suffix = next((s for s in NIFTI_SUFFIXES if path.name.lower().endswith(s)), path.suffix)
     atomic_write(path, write, suffix=suffix)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

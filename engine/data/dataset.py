@@ -18,13 +18,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from .preprocess import (
     DEFAULT_SIZE,
     MANIFEST,
     PreprocessSettings,
     find_nifti_files,
-    first_line,
     nifti_header_problem,
     nominal_spacing,
     output_names,

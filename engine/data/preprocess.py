@@ -29,7 +29,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..atomic import atomic_write
 from ..card import CT_WINDOW
-from ..errors import ConfigError, VolumeError
+from ..errors import ConfigError, VolumeError, first_line
 from ..nifti import NIFTI_SUFFIXES, is_nifti_path
 
 MANIFEST = "manifest.json"
@@ -532,11 +532,6 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     if not isinstance(manifest.get("files"), list) or not isinstance(manifest.get("settings"), dict):
         raise ConfigError(f"{path}: manifest lacks 'files' or 'settings'")
     return manifest
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 # -- command line ---------------------------------------------------------------------------------

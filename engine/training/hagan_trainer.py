@@ -199,10 +199,14 @@ def latent_spread(z: torch.Tensor, slab: torch.Tensor, anchor: torch.Tensor) -> 
     Slab and anchor count alike: the anchor carries the global shape, the slab the detail.
     """
     z1, z2 = z.float().chunk(2)
+    return pair_distance(slab, anchor) / (z1 - z2).abs().mean()
+
+
+def pair_distance(slab: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between the two halves of a batch, slab and anchor weighted alike."""
     s1, s2 = slab.float().chunk(2)
     a1, a2 = anchor.float().chunk(2)
-    volumes = 0.5 * ((s1 - s2).abs().mean() + (a1 - a2).abs().mean())
-    return volumes / (z1 - z2).abs().mean()
+    return 0.5 * ((s1 - s2).abs().mean() + (a1 - a2).abs().mean())
 
 
 def data_spread(dataset, pairs: int = 8) -> float:
@@ -217,8 +221,8 @@ def data_spread(dataset, pairs: int = 8) -> float:
         return float("inf")
     total = 0.0
     for k in range(count):
-        a, b = (dataset[i][0].float().unsqueeze(0) for i in (2 * k, 2 * k + 1))
-        total += 0.5 * float((a - b).abs().mean() + (F.avg_pool3d(a, 4) - F.avg_pool3d(b, 4)).abs().mean())
+        volumes = torch.stack([dataset[i][0].float() for i in (2 * k, 2 * k + 1)])
+        total += float(pair_distance(volumes, F.avg_pool3d(volumes, 4)))
     return total / count / (2.0 / math.sqrt(math.pi))
 
 

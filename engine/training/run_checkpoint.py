@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
-from ..errors import CheckpointError
+from ..errors import CheckpointError, first_line
 
 _NAME = re.compile(r"^checkpoint-(\d{8})\.pt$")
 
@@ -56,12 +56,9 @@ def load_latest(folder: Path) -> dict | None:
     problems = []
     for path in reversed(list_checkpoints(folder)):
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            payload["_path"] = str(path)
-            payload["_skipped"] = problems
-            return payload
+            return {**_read(path), "_skipped": problems}
         except Exception as error:  # a damaged file: report and try the previous one
-            problems.append(f"{path.name}: {str(error).splitlines()[0][:120]}")
+            problems.append(f"{path.name}: {first_line(error, 120)}")
     if problems:
         raise CheckpointError(f"{folder}: no readable checkpoint ({'; '.join(problems)})")
     return None
@@ -74,10 +71,13 @@ def load_at(folder: Path, iteration: int) -> dict:
         kept = ", ".join(str(int(_NAME.match(p.name).group(1))) for p in list_checkpoints(folder)) or "none"
         raise CheckpointError(f"{folder}: no checkpoint of iteration {iteration} (kept: {kept})")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return {**_read(path), "_skipped": []}
     except Exception as error:
-        raise CheckpointError(f"{path}: {str(error).splitlines()[0][:120]}") from error
-    return {**payload, "_path": str(path), "_skipped": []}
+        raise CheckpointError(f"{path}: {first_line(error, 120)}") from error
+
+
+def _read(path: Path) -> dict:
+    return {**torch.load(path, map_location="cpu", weights_only=True), "_path": str(path)}
 
 
 # -- random number generators ------------------------------------------------------------------
