@@ -160,3 +160,16 @@ def test_the_card_of_a_fine_tuned_model_says_where_it_started():
     init = card.training["init"]  # the bundled CT was fine-tuned from a warm-up run folder
     rows = dict(card_rows(card))
     assert rows["Started from"] == f"{Path(init['from']).name} at iteration {init['iteration']} (fine-tuned)"
+
+
+def test_the_card_of_an_averaged_export_says_which_iterations_made_its_generator():
+    import dataclasses
+
+    from app.panels.model_panel import card_rows
+    from engine.checkpoints import read_model_card
+    from engine.demo import demo_models
+
+    card = read_model_card(demo_models()[0])
+    averaged = dataclasses.replace(card, training={**card.training, "averaged_iterations": [4000, 4250, 4500]})
+    assert dict(card_rows(averaged))["Generator"] == "mean of iterations 4000, 4250, 4500"
+    assert "Generator" not in dict(card_rows(dataclasses.replace(card, training={"iterations": 5})))

@@ -231,3 +231,26 @@ def test_export_can_take_an_earlier_kept_checkpoint(tmp_path, capsys):
     capsys.readouterr()
     assert main(["export", "--run", str(run), "--out", str(earlier), "--iteration", "1"]) == 2
     assert "no checkpoint of iteration 1 (kept: 2, 3)" in capsys.readouterr().err
+
+
+def test_export_can_average_g_over_the_last_kept_checkpoints(tmp_path, capsys):
+    """export --average K: the model's G is the mean of the EMA G of the newest K kept checkpoints."""
+    import torch
+
+    from engine.checkpoints import load_model
+
+    run = tmp_path / "run"
+    train(run, "--iterations", "3", "--checkpoint-every", "1", "--keep", "3", "--ema", "0.5")
+    files = {name: tmp_path / f"{name}.safetensors" for name in ("2", "3", "mean")}
+    assert main(["export", "--run", str(run), "--out", str(files["2"]), "--iteration", "2"]) == 0
+    assert main(["export", "--run", str(run), "--out", str(files["3"])]) == 0
+    assert main(["export", "--run", str(run), "--out", str(files["mean"]), "--average", "2"]) == 0
+    assert "G averaged over 2, 3" in capsys.readouterr().out
+    models = {name: load_model(path) for name, path in files.items()}
+    weights = {name: torch.cat([p.flatten() for p in m.generator.parameters()]) for name, m in models.items()}
+    assert torch.allclose(weights["mean"], (weights["2"] + weights["3"]) / 2, atol=1e-6)
+    assert not torch.allclose(weights["mean"], weights["3"])
+    assert models["mean"].card.training["averaged_iterations"] == [2, 3]
+    assert models["mean"].card.training["iterations"] == 3
+    assert main(["export", "--run", str(run), "--out", str(files["mean"]), "--average", "3", "--iteration", "2"]) == 2
+    assert "the 2 checkpoints kept up to iteration 2" in capsys.readouterr().err

@@ -79,6 +79,8 @@ def card_rows(card, path: str = "") -> list[tuple[str, str]]:
             ("Hardware", str(training.get("hardware", "not recorded"))),
             ("Training time", "not recorded" if hours is None else f"{hours:.2f} h"),
         ]
+        if training.get("averaged_iterations"):
+            rows.append(("Generator", "mean of iterations " + ", ".join(map(str, training["averaged_iterations"]))))
         if training.get("init"):
             rows.append(("Started from", init_summary(training["init"])))
     else:

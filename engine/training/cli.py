@@ -113,6 +113,13 @@ def register(commands) -> None:
     export.add_argument(
         "--iteration", type=int, help="export the kept checkpoint of this iteration instead of the newest"
     )
+    export.add_argument(
+        "--average",
+        type=int,
+        default=1,
+        metavar="K",
+        help="G averaged over the newest K kept checkpoints up to that one (steadier than any one; default 1)",
+    )
     export.set_defaults(run=run_export)
 
 
@@ -159,8 +166,11 @@ def run_export(args: argparse.Namespace) -> int:
     trainer = make_trainer(cfg, Distributed(device=torch.device("cpu")), quiet=True)
     if not trainer.resume(args.iteration):
         raise ConfigError(f"{run_dir}: the run has no checkpoint yet")
+    if args.average != 1:
+        trainer.average_generator(args.average)
     path = trainer.export(Path(args.out), torch.float16 if args.half else torch.float32)
-    print(f"wrote {path} (iteration {trainer.iteration})")
+    averaged = f", G averaged over {', '.join(map(str, trainer.averaged))}" if trainer.averaged else ""
+    print(f"wrote {path} (iteration {trainer.iteration}{averaged})")
     return 0
 
 

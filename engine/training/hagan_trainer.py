@@ -183,7 +183,7 @@ class HAGANTrainer(Trainer):
 
     def make_model(self, card: ModelCard) -> HAGANModel:
         """G (the EMA copy when enabled), E and Sub_E, on the CPU."""
-        generator = self.ema if self.ema is not None else self.G
+        generator = self.exported_generator
         return HAGANModel(
             card, copy.deepcopy(generator).cpu(), copy.deepcopy(self.E).cpu(), copy.deepcopy(self.sub_E).cpu()
         )

@@ -51,6 +51,11 @@ def list_checkpoints(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
 
 
+def kept_iterations(folder: Path) -> list[int]:
+    """The iterations of the complete checkpoints in ``folder``, oldest first."""
+    return [int(_NAME.match(p.name).group(1)) for p in list_checkpoints(folder)]
+
+
 def load_latest(folder: Path) -> dict | None:
     """The newest checkpoint that reads back; a damaged newest one falls back to the one before."""
     problems = []
@@ -68,7 +73,7 @@ def load_at(folder: Path, iteration: int) -> dict:
     """The kept checkpoint of ``iteration``, or a one-line error naming the ones that are kept."""
     path = checkpoint_path(folder, iteration)
     if not path.exists():
-        kept = ", ".join(str(int(_NAME.match(p.name).group(1))) for p in list_checkpoints(folder)) or "none"
+        kept = ", ".join(map(str, kept_iterations(folder))) or "none"
         raise CheckpointError(f"{folder}: no checkpoint of iteration {iteration} (kept: {kept})")
     try:
         return {**_read(path), "_skipped": []}

@@ -105,5 +105,5 @@ class SplitShuffleTrainer(Trainer):
 
     def make_model(self, card: ModelCard) -> SplitShuffleModel:
         """G (the EMA copy when enabled) and D, on the CPU: D too, so a 2D model can be inflated whole."""
-        generator = self.ema if self.ema is not None else self.G
+        generator = self.exported_generator
         return SplitShuffleModel(card, copy.deepcopy(generator).cpu(), copy.deepcopy(self.D).cpu())

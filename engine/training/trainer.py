@@ -27,7 +27,7 @@ from ..volume import IntensityMapping
 from .config import TrainConfig
 from .data import build_dataset, data_stream
 from .distributed import Distributed
-from .run_checkpoint import capture_rng, load_at, load_latest, restore_rng, write_checkpoint
+from .run_checkpoint import capture_rng, kept_iterations, load_at, load_latest, restore_rng, write_checkpoint
 from .run_log import RunLog
 
 
@@ -86,6 +86,7 @@ class Trainer:
         self.init_summary: dict = {}  # where the weights came from (--init-from), for the model card
         self.skipped_updates: dict[str, int] = {}  # non-finite updates skipped, by network
         self.skipped_in_a_row: dict[str, int] = {}
+        self.averaged: list[int] = []  # iterations whose G was averaged into the export (export --average)
         self.log = RunLog(self.run_dir, cfg.iterations, 0, progress_json, active=env.is_main and not quiet)
         for path, cause in getattr(self.dataset, "skipped", []):
             self.log.message(f"skipped {path}: {cause}")
@@ -279,6 +280,34 @@ class Trainer:
         self.log.message(f"resumed from {Path(payload['_path']).name} (iteration {self.iteration})")
         return True
 
+    def average_generator(self, count: int) -> None:
+        """Set the exported G to its mean over the newest ``count`` kept checkpoints up to this
+        iteration (checkpoint averaging): a GAN's weights swing from one checkpoint to the next,
+        and their mean is steadier than any one of them. The encoders stay this iteration's."""
+        folder = self.run_dir / "checkpoints"
+        chosen = [i for i in kept_iterations(folder) if i <= self.iteration][-count:]
+        if count < 1 or len(chosen) < count:
+            raise ConfigError(
+                f"--average {count}: needs at least 1 and at most the {len(chosen)} checkpoints kept"
+                f" up to iteration {self.iteration}"
+            )
+        total: dict[str, torch.Tensor] = {}
+        for iteration in chosen:
+            payload = load_at(folder, iteration)
+            state = payload.get("ema", payload["models"]["G"]) if self.ema is not None else payload["models"]["G"]
+            for name, tensor in state.items():
+                total[name] = total.get(name, 0) + tensor.double()
+        reference = self.exported_generator.state_dict()
+        self.exported_generator.load_state_dict(
+            {name: (total[name] / count).to(reference[name].dtype) for name in reference}
+        )
+        self.averaged = chosen
+
+    @property
+    def exported_generator(self) -> nn.Module:
+        """The G a model file gets: the EMA copy when enabled."""
+        return self.ema if self.ema is not None else self.G
+
     # -- export ----------------------------------------------------------------------------------
     def export(self, path: Path, dtype: torch.dtype = torch.float32) -> Path:
         """Our model file with a full model card (data summary, iterations, time, hardware, init)."""
@@ -296,6 +325,7 @@ class Trainer:
             "optimiser": self.optimiser_text(),
             "seed": cfg.seed,
             **({"skipped_updates": dict(self.skipped_updates)} if self.skipped_updates else {}),
+            **({"averaged_iterations": self.averaged} if self.averaged else {}),
             **self.training_notes(),
         }
         card = ModelCard(
