@@ -273,3 +273,20 @@ def test_too_few_volumes_for_one_batch_is_a_config_error(folders):
         batches(data, EpochSampler(5, world_size=2, rank=0), batch_size=3)
     with pytest.raises(ConfigError, match="covers 4"):
         batches(data, EpochSampler(4), batch_size=2)
+
+
+def test_phantoms_with_workers_are_made_at_the_start_and_give_the_same_batches():
+    """--workers N on phantoms: every phantom is made up front in N processes, then served from
+    memory in the same order as without workers (a GPU must not wait for phantoms to be drawn)."""
+    from engine.data.phantoms import PhantomDataset
+    from engine.training.data import CachedDataset, data_stream
+
+    def stream(workers):
+        data = CachedDataset(PhantomDataset("chest-ct", 32, 4, base_seed=11))
+        return data, data_stream(data, 2, seed=3, workers=workers, show_progress=False)
+
+    (serial_data, serial), (parallel_data, parallel) = stream(0), stream(2)
+    assert not serial_data.cache and sorted(parallel_data.cache) == [0, 1, 2, 3]
+    for _ in range(3):
+        (a, _), (b, _) = next(serial), next(parallel)
+        assert a.shape == (2, 1, 32, 32, 32) and torch.equal(a, b)

@@ -47,7 +47,7 @@ _OPTIONS = {
     "keep": (int, "run checkpoints kept (default 3)"),
     "log_every": (int, "iterations between logged losses (default 20)"),
     "preview_every": (int, "iterations between TensorBoard preview slices (default 200)"),
-    "workers": (int, "data loading worker processes (default 0)"),
+    "workers": (int, "data loading processes; phantoms are then all made at the start (default 0)"),
     "phantom_count": (int, "distinct phantoms with --phantoms, made once and kept in memory (default 2000)"),
     "name": (str, "model name in the exported model card"),
     # model family, blocks and inflation (checked by TrainConfig: one-line errors)

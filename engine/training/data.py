@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from ..errors import ConfigError
 from .config import TrainConfig
@@ -66,14 +69,41 @@ class CachedDataset(Dataset):
     def summary(self) -> dict:
         return self.dataset.summary()
 
+    def fill(self, workers: int, show_progress: bool = True) -> None:
+        """Make every missing item now, in ``workers`` processes: a fast GPU would otherwise wait
+        seconds per phantom for the first epoch, and loader workers would each make their own."""
+        missing = [index for index in range(len(self)) if index not in self.cache]
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            items = pool.map(_make_half, [self.dataset] * len(missing), missing, chunksize=2)
+            for index, item in tqdm(zip(missing, items), total=len(missing), desc="preparing data", disable=not show_progress):
+                self.cache[index] = item
 
-def data_stream(dataset: Dataset, batch_size: int, seed: int, rank: int = 0, world: int = 1, workers: int = 0):
+
+def _make_half(dataset: Dataset, index: int):
+    volume, label = dataset[index]
+    return volume.half(), label
+
+
+def data_stream(
+    dataset: Dataset,
+    batch_size: int,
+    seed: int,
+    rank: int = 0,
+    world: int = 1,
+    workers: int = 0,
+    show_progress: bool = True,
+):
     """Endless batches that a checkpoint can restore exactly (``InfiniteLoader`` over ``EpochSampler``).
 
     Each process reads its own disjoint part of every epoch's permutation, so the processes
-    together see what one process with the global batch would see.
+    together see what one process with the global batch would see. With ``workers``, data made
+    on the fly (phantoms) is made whole first in that many processes and then served from memory.
     """
     from ..data.dataset import EpochSampler, InfiniteLoader
+
+    if isinstance(dataset, CachedDataset) and workers > 0:
+        dataset.fill(workers, show_progress)
+        workers = 0  # in memory now; loader workers would only copy it
 
     if len(dataset) < batch_size * world:
         raise ConfigError(f"the data has {len(dataset)} volumes, fewer than one global batch ({batch_size * world})")

@@ -79,7 +79,9 @@ class Trainer:
         # each process takes its slice of the global batch, so N processes draw what one would.
         self.rng = torch.Generator("cpu").manual_seed(cfg.seed + 1)
         self.dataset = build_dataset(cfg, env.is_main, env.barrier)
-        self.data = data_stream(self.dataset, self.local_batch, cfg.seed, env.rank, env.world_size, cfg.workers)
+        self.data = data_stream(
+            self.dataset, self.local_batch, cfg.seed, env.rank, env.world_size, cfg.workers, env.is_main and not quiet
+        )
         self.iteration = 0
         self.elapsed = 0.0
         self.hardware: list[str] = []  # what trained the run, in order (a resume may move it)
