@@ -75,7 +75,8 @@ class CachedDataset(Dataset):
         missing = [index for index in range(len(self)) if index not in self.cache]
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             items = pool.map(_make_half, [self.dataset] * len(missing), missing, chunksize=2)
-            for index, item in tqdm(zip(missing, items), total=len(missing), desc="preparing data", disable=not show_progress):
+            made = tqdm(zip(missing, items), total=len(missing), desc="preparing data", disable=not show_progress)
+            for index, item in made:
                 self.cache[index] = item
 
 
