@@ -61,8 +61,7 @@ class CachedDataset(Dataset):
 
     def __getitem__(self, index: int):
         if index not in self.cache:
-            volume, label = self.dataset[index]
-            self.cache[index] = (volume.half(), label)
+            self.cache[index] = _make_half(self.dataset, index)
         volume, label = self.cache[index]
         return volume.float(), label
 
@@ -81,6 +80,7 @@ class CachedDataset(Dataset):
 
 
 def _make_half(dataset: Dataset, index: int):
+    """Item ``index`` as kept in the cache (float16); a function, so pool processes can run it."""
     volume, label = dataset[index]
     return volume.half(), label
 

@@ -296,7 +296,8 @@ class Trainer:
         total: dict[str, torch.Tensor] = {}
         for iteration in chosen:
             payload = load_at(folder, iteration)
-            state = payload.get("ema", payload["models"]["G"]) if self.ema is not None else payload["models"]["G"]
+            state = payload.get("ema") if self.ema is not None else None
+            state = state or payload["models"]["G"]  # runs without EMA (or from before it) keep G itself
             for name, tensor in state.items():
                 total[name] = total.get(name, 0) + tensor.double()
         reference = self.exported_generator.state_dict()
