@@ -8,7 +8,7 @@
 # The two models train at once on the one GPU; each run has its phantoms made first, on half
 # the cores (--workers). Per model:
 #   1. D warm-up with G frozen (a model file holds no D, and a fresh D would wreck G), 32 phantoms;
-#   2. the bundled settings of the last CPU stage (bf16, EMA 0.99, mode seeking 0.05) at batch 4.
+#   2. the bundled settings of the last CPU stage (bf16, EMA 0.99, mode seeking 0.1) at batch 4.
 # When SECONDS are up, stage 2 is stopped with SIGTERM (it saves a checkpoint). Each run is then
 # exported in float16 with G averaged over its last 3 checkpoints, and the gallery benchmark runs
 # on the new files. OUT_DIR gets the models, split into 15 MB parts when the device tool caps
@@ -55,7 +55,7 @@ finetune() {  # kind short lr_d seed
     fi
     timeout -s TERM -k 60 "$left" "$python" -m engine train --phantoms "$kind" --out "$runs/ms-$short" \
         --init-from "$init" --device "$device" --precision bf16 --lr-d "$lr_d" \
-        --mode-seeking 0.05 --ema 0.99 --batch-size "$batch" --phantom-count "$phantoms" \
+        --mode-seeking 0.1 --ema 0.99 --batch-size "$batch" --phantom-count "$phantoms" \
         --checkpoint-every 100 --keep 6 --iterations 1000000 --seed $((seed + 1)) --workers "$workers" \
         --name "$name" || true
 }
