@@ -56,6 +56,17 @@ def print_figures(model, count: int) -> None:
     if kind == "chest-ct":
         lung = [tissue_fractions(values)["lung"] for values in (generated, real)]
         print(f"{'':>9}  lung voxels (-900..-400 HU): samples {lung[0]:.3f}, phantoms {lung[1]:.3f}")
+        haze = [lung_median(volumes) for volumes in (samples, phantoms)]
+        print(f"{'':>9}  lung median (-960..-300 HU, central block): samples {haze[0]:.0f}, phantoms {haze[1]:.0f}")
+
+
+def lung_median(volumes: list[np.ndarray]) -> float:
+    """Median HU of the chest's lung-range voxels: hazy generated lungs sit above the phantoms'.
+
+    Only the central block (away from the table and the air around the body) counts.
+    """
+    block = np.concatenate([volume[20:108, 20:108, 32:96].ravel() for volume in volumes])
+    return float(np.median(block[(block > -960) & (block < -300)]))
 
 
 def voxels(volumes: list[np.ndarray], per_volume: int = 200_000) -> np.ndarray:
