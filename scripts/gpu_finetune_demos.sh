@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Fine-tune both bundled demo models at the reference's batch on one CUDA GPU, in a fixed time:
-# the one prepared command for a session that is lent a GPU machine (its device tool gives each
-# task about 15 minutes, machine start included).
+# Fine-tune both bundled demo models at the reference's batch on one CUDA GPU, in a fixed wall-clock
+# time, and bring back the exported models, logs and gallery figures.
 #
 #   bash scripts/gpu_finetune_demos.sh OUT_DIR SECONDS
 #
@@ -11,16 +10,16 @@
 #   2. the bundled settings of the last CPU stage (bf16, EMA 0.99, mode seeking 0.1) at batch 4.
 # When SECONDS are up, stage 2 is stopped with SIGTERM (it saves a checkpoint). Each run is then
 # exported in float16 with G averaged over its last 3 checkpoints, and the gallery benchmark runs
-# on the new files. OUT_DIR gets the models, split into 15 MB parts when the device tool caps
-# the files it brings back at 16 MiB (put them together with: cat NAME.part-* > NAME), the
+# on the new files. OUT_DIR gets the models, split into 15 MB parts (for transfers that cap
+# files at 16 MiB; put them together with: cat NAME.part-* > NAME), the
 # logs and the gallery figures.
 #
-# The device machine has torch but not nibabel or nilearn: carry them as wheels (.whl, ignored):
+# On a machine with torch but without nibabel or nilearn and no package index, bring them as wheels (.whl, ignored):
 #   echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #       --platform manylinux2014_x86_64 -d .whl nibabel==5.4.2 nilearn==0.14.1
-# and give the device call carry [".whl"] (15 MB; with the 49 MB tree it just fits its 64 MiB):
-#   bash scripts/gpu_finetune_demos.sh $OUT 480        (timeout_s 570)
+# then run, e.g.:
+#   bash scripts/gpu_finetune_demos.sh $OUT 480
 # Environment: DEVICE (default cuda), RUNS (default /tmp/gpu-runs), BATCH (4), PHANTOMS (300),
 # WARM_PHANTOMS (32), PYTHON (python3).
 set -euo pipefail
@@ -75,7 +74,7 @@ for kind in chest-ct brain-mri; do
 done
 "$python" benchmarks/demo_gallery.py "$out/demo-samples.png" --models "${models[@]}" --variation 6 \
     2>&1 | tee "$out/figures.txt"
-for model in "${models[@]}"; do  # the device tool brings back files of at most 16 MiB
+for model in "${models[@]}"; do  # parts of at most 15 MB, for transfers capped at 16 MiB
     split -b 15M -d "$model" "$out/$(basename "$model").part-"
 done
 echo "done in $(( $(date +%s) - start )) s"

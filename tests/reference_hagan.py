@@ -1,7 +1,7 @@
 """An independent, straightforward HA-GAN forward pass for tests.
 
-Built only from the official key/shape listing (shared/reference) and the layer description in
-the design notes, with plain functional ops over a state dict: it shares no code with engine.models.
+Built only from the official key/shape listing (tests/data/hagan_official_state_dict.json) and the
+published layer description, with plain functional ops over a state dict: it shares no code with engine.models.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-# A copy of shared/reference/hagan_official_state_dict.json, so the tests do not depend on shared/.
+# Every key and shape of the official HA-GAN checkpoints (128 and 256).
 LISTING = Path(__file__).resolve().parent / "data" / "hagan_official_state_dict.json"
 
 

@@ -3,7 +3,7 @@
 family's generator and discriminator, each one class for 2D (the slice model) and 3D.
 
 The paper's body and code are not public: the block types and layer sequence are our reading of
-its abstract (shared/design/split-shuffle.md). Tensors are (N, C, D, H, W) in 3D and (N, C, H, W)
+its abstract. Tensors are (N, C, D, H, W) in 3D and (N, C, H, W)
 in 2D. A 2D network is the twin of the 3D one on an axial slice: same module names, same channels,
 every 3D kernel (kd, kh, kw) becomes its in-plane part (kh, kw); ``engine.models.inflate`` maps
 each 2D weight onto its 3D twin.

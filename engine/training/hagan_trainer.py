@@ -6,7 +6,7 @@ One iteration (Sun et al. 2022; official train.py):
    its encoding; 4. E^G: L1 between the real slab/low-res volume and G's reconstruction of the
    latent E^G infers from the 8 E^H feature slabs.
 
-Fixed here (see shared/design/hagan.md section h):
+Fixed here (the reference's own code does otherwise):
 - crop positions are multiples of 4, so the generated slab and the real slab cover the same voxels
   (the reference's fake slab is off by c mod 4 voxels);
 - the real low-resolution target is area (mean) downsampling, not every 4th voxel;
