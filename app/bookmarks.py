@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import atomic_write
+from engine.api import atomic_write
 
 FORMAT = "gan-volume-explorer/bookmarks"
 VERSION = 1

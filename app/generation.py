@@ -16,10 +16,7 @@ import time
 import torch
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from engine.checkpoints import load_model
-from engine.device import resolve_device
-from engine.explore import Explorer
-from engine.generate import SampleRequest
+from engine.api import Explorer, SampleRequest, load_model, resolve_device
 
 from .state import FULL, PREVIEW, AppState, Latent, LoadedModel
 from .workers import JobRunner

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from engine.atomic import atomic_write
-from engine.volume import Volume
+from engine.api import ConfigError, Volume, atomic_write
 
 from .render.slices import SYNTHETIC_LABEL, Grid
 from .render.window_level import WindowLevel
@@ -34,7 +33,7 @@ def movie_kind(path: str | os.PathLike) -> str:
     """'gif' or 'mp4' from the file name; anything else is refused with the reason."""
     suffix = Path(path).suffix.lower()
     if suffix not in MOVIE_SUFFIXES:
-        raise ValueError(f"{Path(path).name}: a movie file name ends in .gif or .mp4")
+        raise ConfigError(f"{Path(path).name}: a movie file name ends in .gif or .mp4")
     return suffix[1:]
 
 
@@ -105,7 +104,7 @@ def write_movie(path: str | os.PathLike, frames: list[np.ndarray], fps: float) -
 
     kind = movie_kind(path)
     if not frames:
-        raise ValueError("a movie needs at least one frame")
+        raise ConfigError("a movie needs at least one frame")
 
     def write(tmp: Path) -> None:
         if kind == "gif":

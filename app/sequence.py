@@ -14,10 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.generate import SampleRequest, sample_volumes
-from engine.latent import path_points
-from engine.nifti import save_nifti
-from engine.volume import Volume
+from engine.api import ConfigError, SampleRequest, Volume, path_points, sample_volumes, save_nifti
 
 from .movie import SLICE_AXES, movie_kind, slice_frame, write_movie
 from .render.window_level import WindowLevel, default_window
@@ -57,19 +54,19 @@ class SequencePlan:
     def check(self) -> None:
         """Refuse a plan that cannot work, with the reason, before any generation starts."""
         if len(self.keyframes) < 2:
-            raise ValueError("an interpolation needs at least two keyframes")
+            raise ConfigError("an interpolation needs at least two keyframes")
         if self.frames < 2:
-            raise ValueError(f"a sequence needs at least 2 frames, got {self.frames}")
+            raise ConfigError(f"a sequence needs at least 2 frames, got {self.frames}")
         if self.nifti_folder is None and self.movie is None:
-            raise ValueError("choose a folder for NIfTI files or a movie file")
+            raise ConfigError("choose a folder for NIfTI files or a movie file")
         if self.nifti_folder is not None and not Path(self.nifti_folder).is_dir():
-            raise ValueError(f"{self.nifti_folder}: no such folder")
+            raise ConfigError(f"{self.nifti_folder}: no such folder")
         if self.movie is not None:
             movie_kind(self.movie)
             if not Path(self.movie).parent.is_dir():
-                raise ValueError(f"{Path(self.movie).parent}: no such folder")
+                raise ConfigError(f"{Path(self.movie).parent}: no such folder")
         if self.view not in MOVIE_VIEWS:
-            raise ValueError(f"unknown movie view '{self.view}'; choose one of {', '.join(MOVIE_VIEWS)}")
+            raise ConfigError(f"unknown movie view '{self.view}'; choose one of {', '.join(MOVIE_VIEWS)}")
 
 
 @dataclass
@@ -83,7 +80,7 @@ def export_sequence(model, plan: SequencePlan, progress, render_frame: RenderFra
     """Generate ``plan.frames`` full volumes along the path; write each as NIfTI and/or a movie frame."""
     plan.check()
     if plan.movie is not None and plan.view == "3d" and render_frame is None:
-        raise ValueError("a 3D movie needs a renderer for its frames")
+        raise ConfigError("a 3D movie needs a renderer for its frames")
     count = plan.frames
     times = [i / (count - 1) for i in range(count)]
     requests = [

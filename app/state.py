@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, Signal
 
-from engine.volume import Volume
+from engine.api import AnyModel, Volume
 
 from .render.window_level import WindowLevel
 
@@ -55,7 +55,7 @@ class LatentPath:
 class LoadedModel:
     """A model as the app holds it: the engine's model object plus where it came from."""
 
-    model: object  # engine.model.HAGANModel or a split-shuffle model: .card, .device, .hierarchical
+    model: AnyModel  # HAGANModel or SplitShuffleModel
     path: str
 
     @property
@@ -64,7 +64,7 @@ class LoadedModel:
 
     @property
     def hierarchical(self) -> bool:
-        return bool(getattr(self.model, "hierarchical", True))
+        return self.model.hierarchical
 
     @property
     def resolution(self) -> int:

@@ -7,19 +7,15 @@ engine/training/run_log.py). Everything here is plain Python so it can be tested
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import engine
+from engine.api import FAMILIES, PRESETS_BY_FAMILY, package_root
 
-DEFAULT_FAMILY = "ha-gan"
-KNOWN_FAMILIES = ("ha-gan", "split-shuffle")
-PHANTOM_KINDS = ("chest-ct", "brain-mri")
+DEFAULT_FAMILY = FAMILIES[0]
 RESOLUTIONS = (32, 64, 128, 256)
 
 
@@ -46,7 +42,7 @@ class TrainRequest:
 
 def repo_root() -> Path:
     """The folder holding the ``engine`` package: the child's working directory, so ``-m engine`` imports."""
-    return Path(engine.__file__).resolve().parent.parent
+    return package_root()
 
 
 def default_run_dir(root: Path, now: datetime | None = None) -> Path:
@@ -74,8 +70,7 @@ def saved_iteration(folder: Path) -> int | None:
 def request_from_run(run_dir: Path) -> TrainRequest | None:
     """The settings a run was started with (its ``config.json``, read by the engine) as the dialog's
     form holds them; None when they are missing or unreadable (the form then stays as it is)."""
-    from engine.errors import EngineError
-    from engine.training.config import TrainConfig
+    from engine.api import EngineError, TrainConfig
 
     try:
         config = TrainConfig.load(Path(run_dir) / "config.json")
@@ -108,7 +103,7 @@ def start_arguments(request: TrainRequest) -> list[str]:
         args += ["--data", request.data]
         if request.modality:
             args += ["--modality", request.modality]
-    if request.family != DEFAULT_FAMILY:  # older engines have no --family option: ha-gan is their only one
+    if request.family != DEFAULT_FAMILY:
         args += ["--family", request.family]
     args += ["--out", str(request.run_dir)]
     if request.init_from:
@@ -138,35 +133,9 @@ def resume_arguments(run_dir: Path, iterations: int, device: str = "auto") -> li
     return [*args, "--device", device, "--progress-json", "-"]
 
 
-def engine_train_help() -> str:
-    """What ``python -m engine train --help`` prints, from the engine in this process (no child needed)."""
-    from engine.cli import build_parser
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        build_parser().parse_args(["train", "--help"])
-    return out.getvalue()
-
-
-def train_families(help_text: str) -> tuple[str, ...]:
-    """Model families the engine's ``train`` command accepts; HA-GAN only when it has no ``--family``.
-
-    Reads ``--family {a,b}`` choices, or else the known family names the option's help mentions.
-    """
-    choices = re.search(r"--family \{([^}]*)\}", help_text)
-    if choices:
-        return tuple(choices.group(1).split(","))
-    if "--family" not in help_text:
-        return (DEFAULT_FAMILY,)
-    return (DEFAULT_FAMILY, *(f for f in KNOWN_FAMILIES if f != DEFAULT_FAMILY and f in help_text))
-
-
 def family_presets(family: str) -> dict[str, dict]:
-    """A family's network-size presets (name -> widths) from the engine's settings; empty when unknown."""
-    from engine.training import config
-
-    tables = {DEFAULT_FAMILY: config.PRESETS, "split-shuffle": getattr(config, "SPLIT_SHUFFLE_PRESETS", {})}
-    return dict(tables.get(family, {}))
+    """A family's network-size presets (name -> widths), as the engine's settings define them."""
+    return dict(PRESETS_BY_FAMILY.get(family, {}))
 
 
 def parse_event(line: str) -> dict | None:

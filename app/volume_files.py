@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.nifti import is_nifti_path, load_nifti, save_nifti
-from engine.volume import Volume
+from engine.api import Volume, is_nifti_path, load_nifti, save_nifti
 
 from .context import AppContext
 from .workers import BACKGROUND

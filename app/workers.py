@@ -16,23 +16,13 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from engine.errors import EngineError
+from engine.api import user_message
 
 INFERENCE, BACKGROUND = "inference", "background"  # one thread each: the model vs. long side jobs
 
 
 class Cancelled(Exception):
     """Raised inside a job by ``progress(...)`` once the job was cancelled or superseded."""
-
-
-def one_line(error: BaseException) -> str:
-    """The message a user sees: the engine's own line, or the exception's type and first line."""
-    if isinstance(error, EngineError):
-        text = str(error)
-    else:
-        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    lines = text.strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 class Progress:
@@ -88,7 +78,7 @@ class _Runnable(QRunnable):
         except Cancelled:
             relay.cancelled.emit(self.job.ticket)
         except Exception as error:  # a worker must never take the app down
-            relay.failed.emit(self.job.ticket, one_line(error))
+            relay.failed.emit(self.job.ticket, user_message(error))
         else:
             relay.done.emit(self.job.ticket, result)
 

@@ -21,3 +21,11 @@ def first_line(error: BaseException, limit: int | None = None) -> str:
     """An exception's first line (its type when it has no text), for one-line error messages."""
     lines = str(error).strip().splitlines()
     return (lines[0] if lines else type(error).__name__)[:limit]
+
+
+def user_message(error: BaseException) -> str:
+    """What a user sees for any error: the engine's own line, or the exception's type and first line
+    (an unexpected error is named by its type, so it is not mistaken for an explained one)."""
+    if isinstance(error, EngineError) or not str(error).strip():
+        return first_line(error)
+    return f"{type(error).__name__}: {first_line(error)}"

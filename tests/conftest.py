@@ -14,6 +14,20 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 torch.set_num_threads(max(1, os.cpu_count() or 1))
 
+GUI_FIXTURES = {"qtbot", "qapp", "main_window"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that open a window are marked ``gui``: ``pytest -m "not gui"`` runs the rest without a display."""
+    for item in items:
+        if item.module.__name__.startswith("test_app") or GUI_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.gui)
+
+
+def pytest_xvfb_disable(config) -> bool:
+    """No virtual screen is started when the selection leaves out every GUI test."""
+    return "not gui" in (config.getoption("markexpr") or "")
+
 
 @pytest.fixture
 def tiny_config():

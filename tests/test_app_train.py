@@ -15,7 +15,6 @@ from app.training_process import (
     resume_arguments,
     saved_iteration,
     start_arguments,
-    train_families,
 )
 
 WAIT_MS = 90_000  # a child process importing torch on a shared 2-core machine
@@ -52,9 +51,6 @@ def test_command_lines_and_progress_lines():
     assert last_status("training: 1/9\rtraining: 2/9\r") == "training: 2/9"
     assert error_line("warning\nerror: no such data folder\n") == "no such data folder"
     assert error_line("Traceback\nFloatingPointError: loss became nan\n") == "FloatingPointError: loss became nan"
-    assert train_families("  --family {ha-gan,split-shuffle}  model family") == ("ha-gan", "split-shuffle")
-    assert train_families("usage: python -m engine train [-h]") == ("ha-gan",)
-    assert train_families("  --family FAMILY  ha-gan (default) or split-shuffle") == ("ha-gan", "split-shuffle")
 
     history = LossHistory()
     for step in (1, 2, 3, 4):

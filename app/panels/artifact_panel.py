@@ -26,10 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.explore import Explorer
-from engine.generate import SampleRequest
-from engine.metrics.seams import hagan_seam_period, plane_steps, seam_score, slab_boundaries
-from engine.volume import Volume
+from engine.api import Explorer, SampleRequest, Volume, hagan_seam_period, plane_steps, seam_score, slab_boundaries
 
 from ..context import AppContext
 from ..render.window_level import WindowLevel, default_window

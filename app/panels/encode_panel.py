@@ -13,7 +13,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
-from engine.encode import encode_scan, encoding_volumes, prepare_for_model, scan_name
+from engine.api import encode_scan, encoding_volumes, prepare_for_model, scan_name
 
 from ..context import AppContext
 from ..render.window_level import WindowLevel, default_window
@@ -109,7 +109,7 @@ class EncodePanel(QWidget):
         self.encoded = None
         self.use_button.setEnabled(False)
         self.metrics.setText("")
-        able = model is not None and bool(getattr(model.model, "has_encoders", False))
+        able = model is not None and model.model.has_encoders
         self.open_button.setEnabled(able)
         if model is None:
             text = "Open a model with encoders, then a NIfTI scan to encode."
@@ -149,7 +149,7 @@ class EncodePanel(QWidget):
     def open_path(self, path: str) -> None:
         """Encode a NIfTI file on the model's thread; the panes fill in when it is done."""
         model = self.context.state.model
-        if model is None or not getattr(model.model, "has_encoders", False):
+        if model is None or not model.model.has_encoders:
             self.context.report_error("the current model has no encoders: it cannot encode a scan")
             return
         path = str(path)

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.metrics.evaluate import EvaluationSettings, evaluate, format_table, write_report
+from engine.api import EvaluationSettings, evaluate, format_table, write_report
 
 from ..context import AppContext
 from ..settings import user_data_dir

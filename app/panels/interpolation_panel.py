@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.latent import path_point, seed_to_z
+from engine.api import ConfigError, path_point, seed_to_z
 
 from ..context import AppContext
 from ..movie import burn_labels
@@ -358,7 +358,7 @@ class InterpolationPanel(QWidget):
         )
         try:
             plan.check()
-        except ValueError as error:
+        except ConfigError as error:
             self.context.report_error(str(error))
             return None
         model = state.model.model

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.latent import seed_to_z
+from engine.api import seed_to_z
 
 from ..bookmarks import Bookmark, BookmarkStore, LatentFileError, read_latent, write_latent
 from ..context import AppContext

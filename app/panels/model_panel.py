@@ -25,10 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.checkpoints import find_official_files, read_model_card
-from engine.demo import demo_models
-from engine.device import describe_device, resolve_device
-from engine.errors import EngineError
+from engine.api import EngineError, demo_models, describe_device, find_official_files, read_model_card, resolve_device
 
 from ..context import AppContext
 from ..settings import recent_files, remember_file, settings

@@ -34,22 +34,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.checkpoints import read_model_card
-from engine.device import DEVICE_CHOICES, available_devices
-from engine.errors import EngineError
-from engine.training.run_log import read_losses
+from engine.api import (
+    DEVICE_CHOICES,
+    FAMILIES,
+    PHANTOM_KINDS,
+    EngineError,
+    available_devices,
+    read_losses,
+    read_model_card,
+)
 
 from ..context import AppContext
 from ..settings import user_data_dir
 from ..training_process import (
     DEFAULT_FAMILY,
-    PHANTOM_KINDS,
     RESOLUTIONS,
     LineBuffer,
     LossHistory,
     TrainRequest,
     default_run_dir,
-    engine_train_help,
     error_line,
     family_presets,
     is_run,
@@ -61,7 +64,6 @@ from ..training_process import (
     resume_arguments,
     saved_iteration,
     start_arguments,
-    train_families,
 )
 from ..workers import BACKGROUND
 
@@ -243,20 +245,8 @@ class TrainDialog(QDialog):
         self.results.addWidget(self.message_label)
 
     def _offer_families(self) -> None:
-        """HA-GAN always; other families only when this engine's train command accepts --family."""
-        try:
-            families = train_families(engine_train_help())
-        except Exception:  # noqa: BLE001 - a broken parser must not stop the dialog: HA-GAN still trains
-            families = (DEFAULT_FAMILY,)
-        self.family_box.addItem(DEFAULT_FAMILY)
-        for family in families:
-            if family != DEFAULT_FAMILY:
-                self.family_box.addItem(family)
-        if "split-shuffle" not in families:
-            self.family_box.addItem("split-shuffle")
-            item = self.family_box.model().item(self.family_box.count() - 1)
-            item.setEnabled(False)
-            item.setToolTip("This engine's train command has no --family option yet")
+        """Every family the engine trains, HA-GAN first."""
+        self.family_box.addItems(FAMILIES)
         self.family_box.setCurrentText(DEFAULT_FAMILY)
         self._fill_presets(DEFAULT_FAMILY)
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pyvista as pv
 
-from engine.volume import Volume
+from engine.api import Volume
 
 from .slices import Grid
 from .window_level import WindowLevel, modality_key, viewing_presets

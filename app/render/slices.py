@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyvista as pv
 
-from engine.volume import Volume
+from engine.api import Volume
 
 SYNTHETIC_LABEL = "SYNTHETIC"  # on every view of a generated volume (provenance says synthetic)
 FILE_LABEL = "FROM FILE"  # a volume read from disk whose sidecar does not say it is synthetic

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyvista as pv
 
-from engine.volume import Volume
+from engine.api import Volume
 
 from .scene3d import add_3d, isosurface_value, rendering_grid, volume_presets
 from .slices import BACKGROUND, Grid

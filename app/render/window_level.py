@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.volume import IntensityMapping, Volume
+from engine.api import IntensityMapping, Volume
 
 PRESETS_FILE = Path(__file__).resolve().parents[2] / "resources" / "presets" / "viewing.json"
 MIN_WIDTH = 1e-6

@@ -11,7 +11,7 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
 
-from engine.volume import generated_affine
+from engine.api import generated_affine
 
 from ..render.window_level import beyond_training_range, default_window
 from ..state import PREVIEW, AppState, LoadedModel

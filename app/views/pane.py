@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 from pyvistaqt import QtInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 
-from engine.volume import Volume
+from engine.api import Volume
 
 from ..render.scene3d import (
     INTERACTIVE_UPDATE_RATE,

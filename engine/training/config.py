@@ -33,6 +33,7 @@ SPLIT_SHUFFLE_PRESETS = {
     "tiny": dict(latent_dim=16, g_width=8, d_width=8, max_width=32),
 }
 DEFAULT_PRESET = {"ha-gan": "official", "split-shuffle": "default"}
+PRESETS_BY_FAMILY = {"ha-gan": PRESETS, "split-shuffle": SPLIT_SHUFFLE_PRESETS}
 
 
 @dataclass

@@ -1,0 +1,86 @@
+"""The engine's public API: what the desktop app, the benchmarks and scripts build on.
+
+Everything a program outside ``engine`` needs is importable from here; the app imports the engine
+only through this module (an import-linter contract in pyproject.toml checks it), so the modules
+behind it can be reorganised without touching callers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .atomic import atomic_write
+from .checkpoints import find_official_files, load_model, read_model_card, save_model
+from .data.phantoms import PHANTOM_KINDS
+from .demo import demo_models
+from .device import DEVICE_CHOICES, available_devices, describe_device, resolve_device
+from .encode import encode_scan, encoding_volumes, prepare_for_model, scan_name
+from .errors import CheckpointError, ConfigError, EngineError, VolumeError, first_line, user_message
+from .explore import Explorer
+from .generate import SampleRequest, sample_volume, sample_volumes
+from .latent import path_point, path_points, seed_to_z
+from .metrics.evaluate import EvaluationSettings, evaluate, format_table, write_report
+from .metrics.seams import hagan_seam_period, plane_steps, seam_score, slab_boundaries
+from .model import AnyModel, HAGANModel, SplitShuffleModel
+from .nifti import is_nifti_path, load_nifti, save_nifti
+from .training.config import FAMILIES, PRESETS_BY_FAMILY, TrainConfig
+from .training.run_log import read_losses
+from .volume import IntensityMapping, Volume, generated_affine
+
+__all__ = [
+    "package_root",
+    "DEVICE_CHOICES",
+    "FAMILIES",
+    "PHANTOM_KINDS",
+    "PRESETS_BY_FAMILY",
+    "AnyModel",
+    "CheckpointError",
+    "ConfigError",
+    "EngineError",
+    "EvaluationSettings",
+    "Explorer",
+    "HAGANModel",
+    "IntensityMapping",
+    "SampleRequest",
+    "SplitShuffleModel",
+    "TrainConfig",
+    "Volume",
+    "VolumeError",
+    "atomic_write",
+    "available_devices",
+    "demo_models",
+    "describe_device",
+    "encode_scan",
+    "encoding_volumes",
+    "evaluate",
+    "find_official_files",
+    "first_line",
+    "format_table",
+    "generated_affine",
+    "hagan_seam_period",
+    "is_nifti_path",
+    "load_model",
+    "load_nifti",
+    "path_point",
+    "path_points",
+    "plane_steps",
+    "prepare_for_model",
+    "read_losses",
+    "read_model_card",
+    "resolve_device",
+    "sample_volume",
+    "sample_volumes",
+    "save_model",
+    "save_nifti",
+    "scan_name",
+    "seam_score",
+    "seed_to_z",
+    "slab_boundaries",
+    "user_message",
+    "write_report",
+]
+
+
+def package_root() -> Path:
+    """The folder holding the ``engine`` package: a child process started there runs ``python -m engine``."""
+    return Path(__file__).resolve().parent.parent
