@@ -275,3 +275,75 @@ def test_encode_preprocess_and_real_sets_take_dicom_folders(tmp_path, tiny_model
     uid = list_series(scans / "scan1")[1].uid
     args = ["encode", "--model", str(tiny_model_file), "--volume", str(scans / "scan1"), "--series", uid]
     assert main([*args, "--out", str(z)]) == 0
+
+
+# -- the app -----------------------------------------------------------------------------------------
+
+
+def menu_action(menu, *path):
+    """The action reached through sub-menus by their texts (without the & shortcuts)."""
+    for text in path:
+        action = next(a for a in menu.actions() if a.text().replace("&", "") == text)
+        menu = action.menu() or menu
+    return action
+
+
+def test_a_series_exported_from_the_app_opens_with_the_model_values_at_the_same_mm(
+    main_window, qtbot, tiny_model_file, tmp_path, monkeypatch
+):
+    from app_support import WAIT_MS, open_and_wait, wait_for_parts
+    from PySide6.QtWidgets import QFileDialog
+
+    from app.render.slices import Grid
+
+    open_and_wait(main_window, qtbot, tiny_model_file, seed=3)
+    generated = main_window.state.volumes["full"]
+    out = tmp_path / "full-seed3"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(out), ""))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(out))
+    menu_action(main_window.file_menu, "Export as DICOM series", "Full volume…").trigger()
+    qtbot.waitUntil(lambda: out.is_dir() and not main_window.jobs.busy(), timeout=WAIT_MS)
+    assert pydicom.dcmread(next(out.iterdir())).PatientName == "SYNTHETIC^tiny-ct"
+    wait_for_parts(main_window, qtbot, menu_action(main_window.file_menu, "Open DICOM series…").trigger)
+    pane = main_window.hierarchy.full
+    assert pane.volume is not generated and pane.volume.provenance["source_file"] == str(out)
+    model_grid = Grid.from_volume(generated)
+    rng = np.random.default_rng(0)
+    low, high = np.array(model_grid.bounds[::2]), np.array(model_grid.bounds[1::2])
+    positions = [low, high, *(low + (high - low) * rng.uniform(0, 1, 3) for _ in range(50))]
+    differences = [abs(pane.grid.value(p) - model_grid.value(p)) for p in positions]
+    assert max(differences) <= 1.0  # HU
+    assert np.ptp([model_grid.value(p) for p in positions]) > 10  # the positions see different tissue
+    probe = positions[2]  # the readout under the panes: the probe a user sees
+    main_window.state.set_crosshair(probe)
+    where = f"({probe[0]:.1f}, {probe[1]:.1f}, {probe[2]:.1f}) mm: "
+    qtbot.waitUntil(lambda: where in pane.readout.text(), timeout=WAIT_MS)
+    shown = float(pane.readout.text().split(where)[1].split(" HU")[0])
+    assert abs(shown - model_grid.value(probe)) <= 1.0
+    assert not main_window.dialogs
+
+
+def test_the_app_asks_which_series_and_explains_a_broken_one(main_window, qtbot, tmp_path, monkeypatch):
+    from app_support import WAIT_MS, wait_for_parts
+
+    import app.volume_files
+    from app.volume_files import open_dicom_series
+
+    folder = save_dicom_series(known_volume(), tmp_path / "mixed")
+    for path in save_dicom_series(known_volume(shape=(16, 16, 8), seed=2), tmp_path / "second").iterdir():
+        path.rename(folder / ("b-" + path.name))
+    offered = []
+
+    def choose(parent, series):
+        offered.extend(series)
+        return next(s.uid for s in series if s.count == 8)
+
+    monkeypatch.setattr(app.volume_files, "choose_series", choose)
+    wait_for_parts(main_window, qtbot, lambda: open_dicom_series(main_window.context, folder))
+    assert sorted(s.count for s in offered) == [8, 12]
+    assert main_window.hierarchy.full.volume.array.shape == (16, 16, 8)
+    (folder / "b-IM0004.dcm").unlink()
+    open_dicom_series(main_window.context, folder, offered[0].uid if offered[0].count == 8 else offered[1].uid)
+    qtbot.waitUntil(lambda: bool(main_window.dialogs), timeout=WAIT_MS)
+    assert len(main_window.dialogs) == 1 and "b-IM0005.dcm: 1 missing slice(s)" in main_window.dialogs[0]
+    assert "\n" not in main_window.dialogs[0]
