@@ -85,8 +85,9 @@ def open_dicom_series(context: AppContext, folder: str | os.PathLike, series: st
         return
 
     def work(progress):
-        progress(0, 0, f"reading the DICOM series in {folder.name}")
-        return load_dicom_series(folder, series)
+        return load_dicom_series(
+            folder, series, lambda done, total: progress(done, total, f"reading image {done + 1}/{total}")
+        )
 
     def done(volume: Volume) -> None:
         context.state.set_volumes({"full": volume}, replace=True)
@@ -106,8 +107,9 @@ def export_dicom(context: AppContext, part: str, folder: str | os.PathLike) -> N
     modality = model.card.modality if model is not None else ""
 
     def work(progress):
-        progress(0, 0, f"writing the DICOM series {folder.name}")
-        return save_dicom_series(volume, folder, modality)
+        return save_dicom_series(
+            volume, folder, modality, lambda done, total: progress(done, total, f"writing image {done + 1}/{total}")
+        )
 
     context.jobs.submit(
         f"export {part}",

@@ -10,12 +10,12 @@ as int16 with a slope and intercept that span the volume's range (16 bits of pre
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -97,11 +97,14 @@ def provenance_summary(volume: Volume) -> dict:
     return summary
 
 
-def save_dicom_series(volume: Volume, folder: str | os.PathLike, modality: str = "") -> Path:
+def save_dicom_series(
+    volume: Volume, folder: str | os.PathLike, modality: str = "", progress: Callable[[int, int], None] | None = None
+) -> Path:
     """Write ``volume`` as a DICOM series into ``folder`` (one IM*.dcm file per k-plane), atomically.
 
     The files are written into a temporary folder beside ``folder`` that is then renamed; an
     earlier export in ``folder`` (only .dcm files) is replaced, any other content refuses.
+    ``progress(done, total)`` is called before each file; an exception it raises stops the export.
     """
     folder = Path(folder)
     if not folder.parent.is_dir():
@@ -113,7 +116,10 @@ def save_dicom_series(volume: Volume, folder: str | os.PathLike, modality: str =
     kind = dicom_modality(volume, modality)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
-        for name, dataset in _datasets(volume, kind):
+        total = volume.array.shape[2]
+        for done, (name, dataset) in enumerate(_datasets(volume, kind)):
+            if progress is not None:
+                progress(done, total)
             dataset.save_as(tmp / name, enforce_file_format=True)
         os.chmod(tmp, 0o777 & ~_umask())
         if folder.exists():
@@ -130,7 +136,7 @@ def save_dicom_series(volume: Volume, folder: str | os.PathLike, modality: str =
 
 
 def _datasets(volume: Volume, kind: str):
-    """(file name, dataset) for each k-plane of the volume."""
+    """(file name, dataset) for each k-plane of the volume; the same dataset object, to be written at once."""
     affine = volume.affine
     row_cosines, column_cosines, flips = slice_geometry(affine)
     array = volume.array
@@ -151,8 +157,8 @@ def _datasets(volume: Volume, kind: str):
     base.RescaleType = "HU" if kind == "CT" and volume.intensity.unit == "HU" else "US"
     base.WindowCenter, base.WindowWidth = _ds(centre), _ds(width)
     digits = max(4, len(str(nk)))
+    ds = base  # one dataset, updated per plane and written before the next (no copies)
     for k in range(nk):
-        ds = copy.deepcopy(base)
         ds.InstanceNumber = k + 1
         position = RAS_TO_LPS @ (affine @ (first + [0, 0, k, 0]))[:3]
         ds.ImagePositionPatient = [_ds(v) for v in position]

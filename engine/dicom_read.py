@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,8 +88,13 @@ def list_series(folder: str | os.PathLike) -> list[SeriesInfo]:
     return sorted(infos, key=lambda s: (s.number is None, s.number or 0, s.uid))
 
 
-def load_dicom_series(folder: str | os.PathLike, series: str | None = None) -> Volume:
-    """Read one series from ``folder``; with several series present ``series`` (its UID) picks one."""
+def load_dicom_series(
+    folder: str | os.PathLike, series: str | None = None, progress: Callable[[int, int], None] | None = None
+) -> Volume:
+    """Read one series from ``folder``; with several series present ``series`` (its UID) picks one.
+
+    ``progress(done, total)`` is called before each image's pixels are read.
+    """
     folder = Path(folder)
     groups = _group(_headers(folder))
     if series is None:
@@ -111,8 +117,10 @@ def load_dicom_series(folder: str | os.PathLike, series: str | None = None) -> V
             raise VolumeError(f"{path}: pixel spacing {list(ds.PixelSpacing)} differs from {first_path.name}'s")
     step = _slice_step(stack, first)
     array = np.empty((columns, rows, len(stack)), dtype=np.float32)
-    for k, (_, path, _) in enumerate(stack):
-        array[:, :, k] = _pixels(path).T
+    for k, (_, path, ds) in enumerate(stack):
+        if progress is not None:
+            progress(k, len(stack))
+        array[:, :, k] = _pixels(path, ds).T
     orientation = np.array([float(v) for v in first.ImageOrientationPatient])
     lps = np.eye(4)
     lps[:3, 0] = orientation[:3] * column_spacing
@@ -234,10 +242,9 @@ def _slice_step(stack, first) -> float:
     return step
 
 
-def _pixels(path: Path) -> np.ndarray:
-    """One image in physical values (rescale slope and intercept applied)."""
+def _pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
+    """One image in physical values (rescale slope and intercept applied); its pixels are read now."""
     try:
-        ds = pydicom.dcmread(path)
         expected = int(ds.Rows) * int(ds.Columns) * int(ds.BitsAllocated) // 8
         syntax = ds.file_meta.get("TransferSyntaxUID")
         if (syntax is None or not syntax.is_compressed) and len(ds.get("PixelData", b"")) < expected:

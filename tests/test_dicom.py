@@ -125,6 +125,24 @@ def test_uids_are_fresh_per_export_and_one_frame_of_reference_per_latent(tmp_pat
     assert headers["anchor"].SeriesNumber != a.SeriesNumber
 
 
+def test_exports_are_atomic_replace_earlier_exports_and_spare_other_folders(tmp_path):
+    def stop(done, total):
+        if done == 5:
+            raise KeyboardInterrupt  # as a cancelled job or a killed process would
+
+    with pytest.raises(KeyboardInterrupt):
+        save_dicom_series(known_volume(), tmp_path / "series", progress=stop)
+    assert list(tmp_path.iterdir()) == []  # neither a partial series nor a temporary folder
+    save_dicom_series(known_volume(shape=(8, 8, 20)), tmp_path / "series")
+    save_dicom_series(known_volume(), tmp_path / "series")
+    assert len(list((tmp_path / "series").iterdir())) == 12 and len(list(tmp_path.iterdir())) == 1
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(VolumeError, match="notes: exists and is not an earlier DICOM export"):
+        save_dicom_series(known_volume(), tmp_path / "notes")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+
+
 def test_slices_are_ordered_by_position_not_by_file_name(tmp_path):
     volume = known_volume()
     folder = save_dicom_series(volume, tmp_path / "series")
