@@ -65,10 +65,13 @@ def default_window(volume: Volume, modality: str) -> tuple[float, float]:
     return float(entry["level"]), float(entry["width"])
 
 
-def stored_values(array: np.ndarray, modality: str) -> tuple[np.ndarray, float, float]:
-    """(int16 array, slope, intercept) with array * slope + intercept ~ the physical values."""
+def stored_values(array: np.ndarray, hounsfield: bool) -> tuple[np.ndarray, float, float]:
+    """(int16 array, slope, intercept) with stored * slope + intercept ~ the physical values.
+
+    HU are stored as whole HU (slope 1); anything else spans its range with 16 bits.
+    """
     low, high = float(array.min()), float(array.max())
-    if modality == "CT" and INT16.min <= low and high <= INT16.max:
+    if hounsfield and INT16.min <= low and high <= INT16.max:
         slope, intercept = 1.0, 0.0
     else:
         intercept = (high + low) / 2.0
@@ -87,10 +90,12 @@ def frame_of_reference_uid(provenance: dict) -> str:
 
 
 def provenance_summary(volume: Volume) -> dict:
-    """What the image comments record about where the volume came from."""
+    """What the image comments record about where the volume came from (no file names: they may identify)."""
     p = volume.provenance
-    keys = ("model", "model_hash", "seed", "latent_origin", "truncation", "class_label", "operation", "source_file")
+    keys = ("model", "model_hash", "seed", "latent_origin", "truncation", "class_label", "operation")
     summary = {key: p[key] for key in keys if p.get(key) is not None}
+    if str(summary.get("latent_origin", "")).startswith("encoded "):
+        summary["latent_origin"] = "encoded from a scan"  # a scan's file name may identify a person
     if p.get("latent") is not None:
         summary["latent_sha256"] = hashlib.sha256(json.dumps(p["latent"]).encode()).hexdigest()
     summary["engine_version"] = __version__
@@ -143,7 +148,8 @@ def _datasets(volume: Volume, kind: str):
     for axis, flip in enumerate(flips):
         if flip:
             array = np.flip(array, axis=axis)
-    stored, slope, intercept = stored_values(array, kind)
+    hounsfield = kind == "CT" and volume.intensity.unit == "HU"
+    stored, slope, intercept = stored_values(array, hounsfield)
     si, sj, sk = volume.spacing
     ni, nj, nk = array.shape
     first = np.array([ni - 1 if flips[0] else 0, nj - 1 if flips[1] else 0, 0, 1], dtype=np.float64)
@@ -154,7 +160,7 @@ def _datasets(volume: Volume, kind: str):
     base.SliceThickness = _ds(sk)
     base.SpacingBetweenSlices = _ds(sk)
     base.RescaleSlope, base.RescaleIntercept = _ds(slope), _ds(intercept)
-    base.RescaleType = "HU" if kind == "CT" and volume.intensity.unit == "HU" else "US"
+    base.RescaleType = "HU" if hounsfield else "US"
     base.WindowCenter, base.WindowWidth = _ds(centre), _ds(width)
     digits = max(4, len(str(nk)))
     ds = base  # one dataset, updated per plane and written before the next (no copies)
@@ -172,7 +178,7 @@ def _common(volume: Volume, kind: str) -> Dataset:
     """Attributes shared by every image of one export: identity, marking, study and series."""
     provenance = volume.provenance
     synthetic = bool(provenance.get("synthetic", False))
-    model = str(provenance.get("model") or "model")
+    model = "".join(c if c not in "^=\\" else "_" for c in str(provenance.get("model") or "model"))[:50]
     part = str(provenance.get("operation") or "volume").split("(")[0]
     summary = provenance_summary(volume)
     what = f"seed {summary['seed']}" if "seed" in summary else summary.get("latent_origin", "")

@@ -59,17 +59,20 @@ def dcm2niix(folder, out_dir) -> nib.Nifti1Image:
 
 
 @pytest.mark.parametrize(
-    "affine, intensity, tolerance",
+    "affine, intensity, modality, tolerance",
     [
-        (None, CT_WINDOW, 0.5),  # CT: int16 HU with slope 1, so at most half a HU of rounding
-        (oblique_affine(), CT_WINDOW, 0.5),
-        (None, IntensityMapping(0.0, 1.0, ""), 1e-4),  # MR: a slope spanning 16 bits
+        (None, CT_WINDOW, "ct", 0.5),  # CT: int16 HU with slope 1, so at most half a HU of rounding
+        (oblique_affine(), CT_WINDOW, "ct", 0.5),
+        (None, IntensityMapping(0.0, 1.0, ""), "mri", 1e-4),  # MR: a slope spanning 16 bits
+        (None, IntensityMapping(-1.0, 1.0, ""), "ct", 1e-4),  # a CT model's raw output: not HU, so a slope too
     ],
-    ids=["ct", "ct-oblique", "mr"],
+    ids=["ct", "ct-oblique", "mr", "ct-raw"],
 )
-def test_dcm2niix_reads_our_series_as_our_nifti_export(tmp_path, affine, intensity, tolerance):
+def test_dcm2niix_reads_our_series_as_our_nifti_export(tmp_path, affine, intensity, modality, tolerance):
     volume = known_volume(affine=affine, intensity=intensity)
-    series = save_dicom_series(volume, tmp_path / "series", "ct" if intensity.unit == "HU" else "mri")
+    series = save_dicom_series(volume, tmp_path / "series", modality)
+    sop_class = pydicom.dcmread(next(series.iterdir())).SOPClassUID
+    assert sop_class == (pydicom.uid.CTImageStorage if modality == "ct" else pydicom.uid.MRImageStorage)
     ours = nib.as_closest_canonical(nib.load(str(save_nifti(volume, tmp_path / "ours.nii.gz"))))
     theirs = nib.as_closest_canonical(dcm2niix(series, tmp_path / "converted"))
     assert theirs.shape == ours.shape
@@ -107,6 +110,15 @@ def test_every_file_carries_the_synthetic_markers(tmp_path):
             assert not ds.get(keyword)
         for keyword in ("InstitutionName", "OperatorsName", "DeviceSerialNumber", "OtherPatientIDs"):
             assert keyword not in ds
+
+
+def test_no_file_name_of_an_encoded_scan_reaches_the_headers(tmp_path):
+    volume = known_volume()
+    volume.provenance.update(latent_origin="encoded Doe_John_1957", source_file="/data/Doe_John_1957.nii.gz")
+    volume.provenance.pop("seed")
+    folder = save_dicom_series(volume, tmp_path / "series")
+    for path in folder.iterdir():
+        assert b"Doe_John" not in path.read_bytes()
 
 
 def test_uids_are_fresh_per_export_and_one_frame_of_reference_per_latent(tmp_path):
