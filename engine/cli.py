@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument(
         "--volume", help="a NIfTI file or DICOM series folder: print its shape, geometry, units, provenance"
     )
+    info.add_argument("--series", metavar="UID", help="which series, when the DICOM folder holds several")
     info.add_argument("--json", action="store_true", help="print the model card as JSON")
     info.set_defaults(run=run_info)
 
@@ -282,7 +283,7 @@ def run_info(args: argparse.Namespace) -> int:
     if args.checkpoint is not None and args.volume is not None:
         raise ConfigError("info takes --checkpoint or --volume, not both")
     if args.volume:
-        return _volume_info(args.volume)
+        return _volume_info(args.volume, args.series)
     path = Path(args.checkpoint) if args.checkpoint else default_model()
     if path.suffix == ".safetensors" and args.json:
         print(read_model_card(path).to_json())
@@ -330,8 +331,8 @@ def _network_rows(model) -> list[tuple[str, str]]:
     ]
 
 
-def _volume_info(path: str) -> int:
-    volume = read_volume(path)
+def _volume_info(path: str, series: str | None = None) -> int:
+    volume = read_volume(path, series)
     a, unit = volume.array, volume.intensity.unit
     axes = "".join(nib.orientations.aff2axcodes(volume.affine))
     print(f"shape         {a.shape[0]} x {a.shape[1]} x {a.shape[2]} voxels")

@@ -34,10 +34,14 @@ DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 class SeveralSeriesError(VolumeError):
     """A folder holds more than one series; ``series`` lists them so the caller can ask which."""
 
-    def __init__(self, folder: Path, series: list[SeriesInfo]):
-        self.series = series
+    def __init__(self, folder: Path, series: list[SeriesInfo], advice: str = "choose one with --series UID"):
+        self.folder, self.series = folder, series
         listed = "; ".join(f"{s.uid} ({s.description or 'no description'}, {s.count} images)" for s in series)
-        super().__init__(f"{folder}: holds {len(series)} DICOM series; choose one (--series UID): {listed}")
+        super().__init__(f"{folder}: holds {len(series)} DICOM series; {advice}: {listed}")
+
+    def with_advice(self, advice: str) -> SeveralSeriesError:
+        """The same error with other advice (for commands that take one series per folder)."""
+        return SeveralSeriesError(self.folder, self.series, advice)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ def prepare_for_model(
     was; (D, H, W) = (k, j, i). A VolumeError names the file and the cause.
     """
     settings = settings_for_card(card)
-    where = "" if isinstance(volume_or_path, Volume) else f"{volume_or_path}: "
+    # a DICOM folder's errors name the file themselves
+    where = "" if isinstance(volume_or_path, Volume) or Path(volume_or_path).is_dir() else f"{volume_or_path}: "
     try:
         if isinstance(volume_or_path, Volume):
             image = nib.Nifti1Image(volume_or_path.array, volume_or_path.affine)

@@ -253,6 +253,7 @@ def test_several_series_are_listed_and_one_can_be_chosen(tmp_path, capsys):
     assert main(["info", "--volume", str(first)]) == 2
     message = capsys.readouterr().err.strip()
     assert len(message.splitlines()) == 1 and found[0].uid in message and found[1].uid in message
+    assert main(["info", "--volume", str(first), "--series", found[0].uid]) == 0
 
 
 # -- the commands ------------------------------------------------------------------------------------
@@ -301,7 +302,13 @@ def test_encode_preprocess_and_real_sets_take_dicom_folders(tmp_path, tiny_model
         path.rename(scans / "scan1" / ("b-" + path.name))
     capsys.readouterr()
     assert main(["encode", "--model", str(tiny_model_file), "--volume", str(scans / "scan1"), "--out", str(z)]) == 2
-    assert "choose one (--series UID)" in capsys.readouterr().err
+    assert "choose one with --series UID" in capsys.readouterr().err
+    # commands that take every folder as one volume say so
+    assert main(["preprocess", "--input", str(scans), "--out", str(tmp_path / "pre2"), "--modality", "ct",
+                 "--size", "16", "--workers", "1"]) == 2  # fmt: skip
+    assert "scan1: holds 2 DICOM series; keep one series per folder" in capsys.readouterr().err
+    with pytest.raises(VolumeError, match="a real set takes one series per folder"):
+        find_real_set(scans).load(0, 16, CT_WINDOW)
     uid = list_series(scans / "scan1")[1].uid
     args = ["encode", "--model", str(tiny_model_file), "--volume", str(scans / "scan1"), "--series", uid]
     assert main([*args, "--out", str(z)]) == 0

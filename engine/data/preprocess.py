@@ -29,7 +29,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..atomic import atomic_write
 from ..card import CT_WINDOW
-from ..dicom_read import load_dicom_series
+from ..dicom_read import SeveralSeriesError, load_dicom_series
 from ..errors import ConfigError, VolumeError, first_line
 from ..nifti import NIFTI_SUFFIXES, is_nifti_path
 from ..reading import find_volume_sources
@@ -224,7 +224,10 @@ def resample(array: np.ndarray, size: int) -> np.ndarray:
 
 def preprocess_volume(path: str | os.PathLike, settings: PreprocessSettings) -> tuple[np.ndarray, dict]:
     """One NIfTI file -> (float32 (D, H, W) array in [-1, 1], its manifest details); bare-cause VolumeError."""
-    volume = read_canonical(path)
+    try:
+        volume = read_canonical(path)
+    except SeveralSeriesError as error:
+        raise error.with_advice("keep one series per folder") from None
     array, window = map_intensity(volume.array, settings)
     canonical_shape, volume.array = list(volume.array.shape), None  # free the physical copy early
     trimmed = (0, 0)
@@ -251,7 +254,8 @@ def preprocess_file(path: str | os.PathLike, settings: PreprocessSettings) -> tu
     try:
         return preprocess_volume(path, settings)
     except VolumeError as error:
-        raise VolumeError(f"{path}: {error}") from None
+        # a DICOM folder's errors name the file themselves
+        raise VolumeError(str(error) if Path(path).is_dir() else f"{path}: {error}") from None
 
 
 def nifti_header_problem(path: str | os.PathLike) -> str | None:

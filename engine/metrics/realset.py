@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..dicom_read import SeveralSeriesError
 from ..errors import ConfigError, VolumeError
 from ..reading import is_volume_source, read_volume
 from ..volume import IntensityMapping
@@ -151,7 +152,10 @@ def _load_npy(path: Path) -> np.ndarray:
 
 def _load_nifti_network(path: Path, intensity: IntensityMapping) -> np.ndarray:
     """A NIfTI file or DICOM series folder -> (D, H, W) float32 in [-1, 1] by the model's mapping, RAS order."""
-    volume = read_volume(path)
+    try:
+        volume = read_volume(path)
+    except SeveralSeriesError as error:
+        raise error.with_advice("a real set takes one series per folder") from None
     to_ras = nib.orientations.ornt_transform(
         nib.orientations.io_orientation(volume.affine), nib.orientations.axcodes2ornt("RAS")
     )
