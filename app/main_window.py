@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from .context import AppContext
+from .dicom_menu import add_dicom_actions
 from .generation import GenerationController
 from .settings import settings
 from .state import AppState, LoadedModel
@@ -145,6 +146,7 @@ class MainWindow(QMainWindow):
         for part, text in (("full", "&Full volume…"), ("anchor", "&Anchor…"), ("slab", "&Slab…")):
             action = export.addAction(text)
             action.triggered.connect(lambda _checked=False, part=part: self.choose_export(part))
+        add_dicom_actions(self, self.file_menu)
         self.file_menu.addAction(screenshot)
         self.file_menu.addSeparator()
         self.file_menu.addAction(quit_action)

@@ -1,11 +1,22 @@
-"""Opening and exporting NIfTI volumes from the app (File menu); the reading and writing run as jobs."""
+"""Opening and exporting NIfTI volumes and DICOM series from the app (File menu); reading and writing run as jobs."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from engine.api import Volume, is_nifti_path, load_nifti, save_nifti
+from PySide6.QtWidgets import QInputDialog, QWidget
+
+from engine.api import (
+    SeriesInfo,
+    Volume,
+    is_nifti_path,
+    list_series,
+    load_dicom_series,
+    load_nifti,
+    save_dicom_series,
+    save_nifti,
+)
 
 from .context import AppContext
 from .workers import BACKGROUND
@@ -49,6 +60,68 @@ def export_volume(context: AppContext, part: str, path: str | os.PathLike) -> No
         f"Exporting {path.name}",
         work,
         lambda written: context.show_message(f"Wrote {written}"),
+        context.report_error,
+        pool=BACKGROUND,
+    )
+
+
+def choose_series(parent: QWidget, series: list[SeriesInfo]) -> str | None:
+    """Ask which of several series to open: its UID, or None when the user cancels."""
+    labels = [f"{s.label()} — {s.uid}" for s in series]  # the UID keeps look-alike series apart
+    prompt = "This folder holds several series:"
+    label, ok = QInputDialog.getItem(parent, "Choose a DICOM series", prompt, labels, 0, False)
+    return series[labels.index(label)].uid if ok and label in labels else None
+
+
+def open_dicom_series(context: AppContext, folder: str | os.PathLike, series: str | None = None) -> None:
+    """Read a DICOM series folder in the background (several series: ``choose_series`` asks which)."""
+    folder = Path(folder)
+
+    def listing(progress):
+        progress(0, 0, f"looking into {folder.name}")
+        return list_series(folder)
+
+    def listed(found: list[SeriesInfo]) -> None:
+        chosen = found[0].uid if len(found) == 1 else choose_series(context.window, found)
+        if chosen is not None:
+            open_dicom_series(context, folder, chosen)
+
+    if series is None:
+        context.jobs.submit("open volume", f"Opening {folder.name}", listing, listed, context.report_error, BACKGROUND)
+        return
+
+    def work(progress):
+        return load_dicom_series(
+            folder, series, lambda done, total: progress(done, total, f"reading image {done + 1}/{total}")
+        )
+
+    def done(volume: Volume) -> None:
+        context.state.set_volumes({"full": volume}, replace=True)
+        context.show_message(f"Opened the DICOM series in {folder.name}")
+
+    context.jobs.submit("open volume", f"Opening {folder.name}", work, done, context.report_error, pool=BACKGROUND)
+
+
+def export_dicom(context: AppContext, part: str, folder: str | os.PathLike) -> None:
+    """Write the shown part as a DICOM series into a new folder (CT or MR by the model's modality)."""
+    volume = context.state.volumes.get(part)
+    if volume is None:
+        context.report_error(f"there is no {part} volume to export yet")
+        return
+    folder = Path(folder)
+    model = context.state.model
+    modality = model.card.modality if model is not None else ""
+
+    def work(progress):
+        return save_dicom_series(
+            volume, folder, modality, lambda done, total: progress(done, total, f"writing image {done + 1}/{total}")
+        )
+
+    context.jobs.submit(
+        f"export {part}",
+        f"Exporting {folder.name}",
+        work,
+        lambda written: context.show_message(f"Wrote the DICOM series {written}"),
         context.report_error,
         pool=BACKGROUND,
     )

@@ -14,6 +14,8 @@ from .checkpoints import find_official_files, load_model, read_model_card, save_
 from .data.phantoms import PHANTOM_KINDS
 from .demo import demo_models
 from .device import DEVICE_CHOICES, available_devices, describe_device, resolve_device
+from .dicom import save_dicom_series
+from .dicom_read import SeriesInfo, list_series, load_dicom_series
 from .encode import encode_scan, encoding_volumes, prepare_for_model, scan_name
 from .errors import CheckpointError, ConfigError, EngineError, VolumeError, first_line, user_message
 from .explore import Explorer
@@ -23,11 +25,17 @@ from .metrics.evaluate import EvaluationSettings, evaluate, format_table, write_
 from .metrics.seams import hagan_seam_period, plane_steps, seam_score, slab_boundaries
 from .model import AnyModel, HAGANModel, SplitShuffleModel
 from .nifti import is_nifti_path, load_nifti, save_nifti
+from .reading import read_volume
 from .training.config import FAMILIES, PRESETS_BY_FAMILY, TrainConfig
 from .training.run_log import read_losses
 from .volume import IntensityMapping, Volume, generated_affine
 
 __all__ = [
+    "read_volume",
+    "save_dicom_series",
+    "load_dicom_series",
+    "list_series",
+    "SeriesInfo",
     "package_root",
     "DEVICE_CHOICES",
     "FAMILIES",

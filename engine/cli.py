@@ -20,6 +20,7 @@ from . import __version__
 from .checkpoints import convert_official, load_model, read_model_card
 from .demo import default_model
 from .device import DEVICE_CHOICES, describe_device, resolve_device
+from .dicom import save_dicom_series
 from .errors import ConfigError, EngineError
 from .generate import (
     DEFAULT_BUDGET_MB,
@@ -35,7 +36,8 @@ from .generate import (
     sample_volumes,
 )
 from .latent import parse_seeds
-from .nifti import is_nifti_path, load_nifti, save_nifti
+from .nifti import is_nifti_path, save_nifti
+from .reading import read_volume
 from .volume import IntensityMapping
 
 
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="physical: the model's units (HU for CT); raw: the generator's [-1, 1] output",
     )
     _add_generation_options(sample)
+    _add_format_option(sample)
     sample.add_argument("--out", required=True, help="a .nii/.nii.gz file (one seed) or a folder")
     sample.set_defaults(run=run_sample)
 
@@ -90,12 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     interpolate.add_argument("--class-label", type=int, default=None, help="class for conditional models")
     interpolate.add_argument("--intensity", choices=("physical", "raw"), default="physical")
     _add_generation_options(interpolate)
+    _add_format_option(interpolate)
     interpolate.add_argument("--out", required=True, help="a folder for frame0000_<part>.nii.gz, ...")
     interpolate.set_defaults(run=run_interpolate)
 
     info = commands.add_parser("info", help="print a model's card and parameter counts, or a volume's header")
     _add_model_options(info)
-    info.add_argument("--volume", help="a NIfTI file: print its shape, geometry, units and provenance")
+    info.add_argument(
+        "--volume", help="a NIfTI file or DICOM series folder: print its shape, geometry, units, provenance"
+    )
+    info.add_argument("--series", metavar="UID", help="which series, when the DICOM folder holds several")
     info.add_argument("--json", action="store_true", help="print the model card as JSON")
     info.set_defaults(run=run_info)
 
@@ -164,6 +171,12 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format", choices=("nifti", "dicom"), default="nifti", help="nifti (default), or dicom: a series folder each"
+    )
+
+
 def parse_seeds_arg(text: str) -> list[int]:
     try:
         return parse_seeds(text)
@@ -178,6 +191,8 @@ def run_sample(args: argparse.Namespace) -> int:
     seeds = args.seeds if args.seeds is not None else [0 if args.seed is None else args.seed]
     if any(s < 0 for s in seeds):
         raise ConfigError("seeds are non-negative integers")
+    if args.format == "dicom" and is_nifti_path(args.out):
+        raise ConfigError(f"{args.out}: DICOM series are written into a folder; give a folder name")
     targets = _sample_targets(Path(args.out), seeds, args.part)
     model, device = _load_for_generation(args)
     check_part(model, args.part)
@@ -239,7 +254,11 @@ def _generate_and_write(args, model, device, requests: list[SampleRequest], targ
     )
     for request, target, volume in zip(requests, targets, sample_volumes(model, requests, options)):
         what = f"seed {request.seed}" if request.latent is None else request.origin
-        save_nifti(volume, target, f"SYNTHETIC {name} {request.part} {what}")
+        if args.format == "dicom":
+            folder = target.with_name(target.name.removesuffix(".nii.gz"))  # a folder per volume
+            target = save_dicom_series(volume, folder, model.card.modality)
+        else:
+            save_nifti(volume, target, f"SYNTHETIC {name} {request.part} {what}")
         tqdm.write(f"wrote {target}", file=sys.stderr)
         progress.update()
     progress.close()
@@ -264,7 +283,7 @@ def run_info(args: argparse.Namespace) -> int:
     if args.checkpoint is not None and args.volume is not None:
         raise ConfigError("info takes --checkpoint or --volume, not both")
     if args.volume:
-        return _volume_info(args.volume)
+        return _volume_info(args.volume, args.series)
     path = Path(args.checkpoint) if args.checkpoint else default_model()
     if path.suffix == ".safetensors" and args.json:
         print(read_model_card(path).to_json())
@@ -312,8 +331,8 @@ def _network_rows(model) -> list[tuple[str, str]]:
     ]
 
 
-def _volume_info(path: str) -> int:
-    volume = load_nifti(path)
+def _volume_info(path: str, series: str | None = None) -> int:
+    volume = read_volume(path, series)
     a, unit = volume.array, volume.intensity.unit
     axes = "".join(nib.orientations.aff2axcodes(volume.affine))
     print(f"shape         {a.shape[0]} x {a.shape[1]} x {a.shape[2]} voxels")

@@ -1,4 +1,4 @@
-"""Encoding real scans: preprocess a NIfTI the way the model was trained, encode it to z, rebuild it.
+"""Encoding real scans: preprocess a NIfTI or DICOM series the way the model was trained, encode it to z, rebuild it.
 
 HA-GAN's encoders (E^H on slabs, E^G on their joined features) map a real volume in [-1, 1] to a
 latent z; generating the full volume from z shows how well the model can represent the scan.
@@ -50,20 +50,23 @@ def settings_for_card(card: ModelCard) -> PreprocessSettings:
     return PreprocessSettings(modality, window=(card.intensity.low, card.intensity.high), size=size)
 
 
-def prepare_for_model(volume_or_path: Volume | str | os.PathLike, card: ModelCard) -> torch.Tensor:
-    """A scan (a Volume in physical units, or a NIfTI path) -> (1, 1, S, S, S) float32 in [-1, 1].
+def prepare_for_model(
+    volume_or_path: Volume | str | os.PathLike, card: ModelCard, series: str | None = None
+) -> torch.Tensor:
+    """A scan (a Volume in physical units, a NIfTI path or a DICOM series folder) -> (1, 1, S, S, S) in [-1, 1].
 
     Reoriented to RAS, intensity-mapped and resampled to the model's S^3 as its training data
     was; (D, H, W) = (k, j, i). A VolumeError names the file and the cause.
     """
     settings = settings_for_card(card)
-    where = "" if isinstance(volume_or_path, Volume) else f"{volume_or_path}: "
+    # a DICOM folder's errors name the file themselves
+    where = "" if isinstance(volume_or_path, Volume) or Path(volume_or_path).is_dir() else f"{volume_or_path}: "
     try:
         if isinstance(volume_or_path, Volume):
             image = nib.Nifti1Image(volume_or_path.array, volume_or_path.affine)
             array = np.asarray(nib.as_closest_canonical(image).dataobj, dtype=np.float32)
         else:
-            array = read_canonical(volume_or_path).array
+            array = read_canonical(volume_or_path, series).array
         network, _window = map_intensity(array, settings)
     except VolumeError as error:
         raise VolumeError(f"{where}{error}") from None
@@ -145,7 +148,8 @@ def register(commands) -> argparse.ArgumentParser:
         help="our .safetensors model or official HA-GAN files with E and Sub_E (default: the chest CT demo model)",
     )
     parser.add_argument("--resolution", type=int, choices=(128, 256), help="resolution of official HA-GAN files")
-    parser.add_argument("--volume", required=True, help="the scan to encode (.nii or .nii.gz)")
+    parser.add_argument("--volume", required=True, help="the scan (.nii, .nii.gz or a DICOM series folder)")
+    parser.add_argument("--series", metavar="UID", help="which series, when the DICOM folder holds several")
     parser.add_argument("--out", required=True, help="the latent as a .npy array of shape (1, latent_dim)")
     parser.add_argument("--reconstruction", metavar="FILE", help="also write the reconstruction (.nii or .nii.gz)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
@@ -166,8 +170,8 @@ def run_encode(args: argparse.Namespace) -> int:
     for target in targets:
         if not target.parent.exists():
             raise ConfigError(f"{target}: folder {target.parent} does not exist")
-    if not Path(args.volume).is_file():
-        raise VolumeError(f"{args.volume}: no such file")
+    if not Path(args.volume).exists():
+        raise VolumeError(f"{args.volume}: no such file or folder")
     started = time.perf_counter()
     device = resolve_device(args.device)
     model = load_model(args.checkpoint or default_model(), args.resolution, device, parts=("G", "E", "Sub_E"))
@@ -175,7 +179,7 @@ def run_encode(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.checkpoint or 'the model'}: has no encoders (E and Sub_E); it cannot encode a scan")
     if args.reconstruction and model.card.config.num_class:
         raise ConfigError("a conditional model needs a class to reconstruct; leave out --reconstruction")
-    volume = prepare_for_model(args.volume, model.card)
+    volume = prepare_for_model(args.volume, model.card, args.series)
     encoding = encode_scan(model, volume, reconstruct=bool(args.reconstruction))
     z = encoding.z.numpy().astype(np.float32)
     atomic_write(out, lambda tmp: _save_npy(tmp, z), suffix=".npy")

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v Xvfb >/dev/null || need_apt+=(xvfb xauth)
+command -v dcm2niix >/dev/null || need_apt+=(dcm2niix)  # the independent DICOM converter the tests compare with
 for lib in libxcb-icccm.so.4 libxcb-keysyms.so.1 libGL.so.1 libEGL.so.1 libxkbcommon-x11.so.0 libxcb-cursor.so.0; do
     ldconfig -p | grep -q "$lib" || { need_apt+=(libxcb-icccm4 libxcb-keysyms1 libgl1 libegl1 libgl1-mesa-dri \
         libglx-mesa0 libegl-mesa0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-image0 libxcb-render-util0 \

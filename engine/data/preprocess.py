@@ -1,4 +1,4 @@
-"""Preprocessing: folders of NIfTI files -> compact float16 arrays in network layout plus a manifest.
+"""Preprocessing: folders of NIfTI files or DICOM series -> compact float16 arrays in network layout plus a manifest.
 
 Each volume is reoriented to RAS, mapped to [-1, 1] (CT: a HU window; MRI: robust percentiles of the
 non-zero voxels), optionally trimmed of blank axial end slices, resampled to S^3 with a Gaussian
@@ -29,8 +29,10 @@ from tqdm import tqdm
 from .. import __version__
 from ..atomic import atomic_write
 from ..card import CT_WINDOW
+from ..dicom_read import SeveralSeriesError, load_dicom_series
 from ..errors import ConfigError, VolumeError, first_line
 from ..nifti import NIFTI_SUFFIXES, is_nifti_path
+from ..reading import find_volume_sources
 
 MANIFEST = "manifest.json"
 FORMAT = "engine-preprocessed/1"
@@ -120,16 +122,23 @@ class CanonicalVolume:
     source_orientation: str
 
 
-def read_canonical(path: str | os.PathLike) -> CanonicalVolume:
-    """Read a 3-D NIfTI file (scaling applied) and reorient it to RAS; VolumeError gives the cause."""
-    try:
-        image = nib.load(str(path))
-        array = image.get_fdata(dtype=np.float32)  # applies scl_slope / scl_inter
-        affine = np.asarray(image.affine, dtype=np.float64)
-    except FileNotFoundError:
-        raise VolumeError("no such file") from None
-    except Exception as error:  # nibabel raises many types for damaged files
-        raise VolumeError(f"not a readable NIfTI file ({first_line(error)})") from None
+def read_canonical(path: str | os.PathLike, series: str | None = None) -> CanonicalVolume:
+    """Read a 3-D NIfTI file (scaling applied) or a DICOM series folder and reorient it to RAS.
+
+    A VolumeError gives the cause.
+    """
+    if Path(path).is_dir():
+        volume = load_dicom_series(path, series)
+        array, affine = volume.array, volume.affine
+    else:
+        try:
+            image = nib.load(str(path))
+            array = image.get_fdata(dtype=np.float32)  # applies scl_slope / scl_inter
+            affine = np.asarray(image.affine, dtype=np.float64)
+        except FileNotFoundError:
+            raise VolumeError("no such file") from None
+        except Exception as error:  # nibabel raises many types for damaged files
+            raise VolumeError(f"not a readable NIfTI file ({first_line(error)})") from None
     source_shape = tuple(int(n) for n in array.shape)
     while array.ndim > 3 and array.shape[-1] == 1:
         array = array[..., 0]
@@ -215,7 +224,10 @@ def resample(array: np.ndarray, size: int) -> np.ndarray:
 
 def preprocess_volume(path: str | os.PathLike, settings: PreprocessSettings) -> tuple[np.ndarray, dict]:
     """One NIfTI file -> (float32 (D, H, W) array in [-1, 1], its manifest details); bare-cause VolumeError."""
-    volume = read_canonical(path)
+    try:
+        volume = read_canonical(path)
+    except SeveralSeriesError as error:
+        raise error.with_advice("keep one series per folder") from None
     array, window = map_intensity(volume.array, settings)
     canonical_shape, volume.array = list(volume.array.shape), None  # free the physical copy early
     trimmed = (0, 0)
@@ -242,7 +254,8 @@ def preprocess_file(path: str | os.PathLike, settings: PreprocessSettings) -> tu
     try:
         return preprocess_volume(path, settings)
     except VolumeError as error:
-        raise VolumeError(f"{path}: {error}") from None
+        # a DICOM folder's errors name the file themselves
+        raise VolumeError(str(error) if Path(path).is_dir() else f"{path}: {error}") from None
 
 
 def nifti_header_problem(path: str | os.PathLike) -> str | None:
@@ -347,7 +360,7 @@ def preprocess_folder(
     workers: int | None = None,
     progress: bool = True,
 ) -> PreprocessReport:
-    """Preprocess every NIfTI file under input_dir into out_dir; unusable files are skipped and reported.
+    """Preprocess every NIfTI file and DICOM series folder under input_dir into out_dir; skip and report bad ones.
 
     Outputs whose source and settings match the existing manifest are kept (resume). The manifest is
     written only when at least one volume is usable; check ``report.count``.
@@ -361,9 +374,9 @@ def preprocess_folder(
         raise ConfigError(f"{input_dir}: no such folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: exists and is not a folder")
-    files = find_nifti_files(input_dir)
+    files = find_volume_sources(input_dir)
     if not files:
-        raise ConfigError(f"no usable volumes in {input_dir} (no .nii or .nii.gz files)")
+        raise ConfigError(f"no usable volumes in {input_dir} (no .nii or .nii.gz files, no DICOM series folders)")
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = [
         _Task(f.resolve(), f.relative_to(input_dir).as_posix(), name, out_dir / f"{name}.npy", settings)
@@ -544,7 +557,9 @@ def register(commands) -> argparse.ArgumentParser:
         help="NIfTI folder -> float16 training arrays (RAS, [-1, 1], S^3) plus manifest.json",
         description=__doc__.splitlines()[0],
     )
-    parser.add_argument("--input", required=True, help="folder searched recursively for .nii / .nii.gz files")
+    parser.add_argument(
+        "--input", required=True, help="folder searched recursively for .nii / .nii.gz files and DICOM series folders"
+    )
     parser.add_argument("--out", required=True, help="folder for <name>.npy arrays and manifest.json")
     parser.add_argument("--modality", required=True, choices=("ct", "mri"))
     parser.add_argument(

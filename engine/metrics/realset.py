@@ -1,4 +1,4 @@
-"""The real set for an evaluation: a folder of NIfTI files or of preprocessed ``.npy`` arrays.
+"""The real set for an evaluation: a folder of NIfTI files and DICOM series folders, or of ``.npy`` arrays.
 
 Every volume comes out as the network sees its own samples: a (1, 1, S, S, S) float32 tensor in
 [-1, 1], (D, H, W) = NIfTI (k, j, i) after reorienting to RAS.
@@ -6,6 +6,8 @@ Every volume comes out as the network sees its own samples: a (1, 1, S, S, S) fl
 - NIfTI (``.nii``/``.nii.gz``): read with ``load_nifti`` (physical units), reoriented to RAS,
   mapped with the model card's intensity mapping and clipped to [-1, 1], then resampled to S^3
   (area averaging when every axis shrinks, trilinear otherwise; the aspect ratio is not kept).
+- DICOM: each sub-folder holding one series is one volume, read with ``read_volume`` and then
+  treated as a NIfTI file.
 - ``.npy`` (the preprocessing output): float16/float32 arrays already in network layout and range;
   with a ``manifest.json`` the files it lists are used, otherwise every ``*.npy`` in the folder.
   When the manifest records an intensity window that differs from the model's, values are
@@ -25,8 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..dicom_read import SeveralSeriesError
 from ..errors import ConfigError, VolumeError
-from ..nifti import is_nifti_path, load_nifti
+from ..reading import is_volume_source, read_volume
 from ..volume import IntensityMapping
 
 MANIFEST = "manifest.json"
@@ -40,7 +43,7 @@ class RealSet:
 
     folder: Path
     files: tuple[Path, ...]
-    kind: str  # "nifti" or "npy"
+    kind: str  # "npy", or "nifti" / "dicom" / "nifti+dicom" for volume files and series folders
     stored: IntensityMapping | None = None  # the window .npy arrays were written with, when known
 
     def __len__(self) -> int:
@@ -70,7 +73,7 @@ def find_real_set(folder: str | os.PathLike) -> RealSet:
     """List a real-set folder: ``.npy`` files (via manifest.json when present) or NIfTI files."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ConfigError(f"{folder}: the real set must be a folder of NIfTI or .npy files")
+        raise ConfigError(f"{folder}: the real set must be a folder of NIfTI or .npy files or DICOM series folders")
     manifest = _read_json(folder / MANIFEST)
     listed = _manifest_files(manifest)
     if listed:
@@ -81,10 +84,11 @@ def find_real_set(folder: str | os.PathLike) -> RealSet:
     arrays = sorted(folder.glob("*.npy"))
     if arrays:
         return RealSet(folder, tuple(arrays), "npy", _manifest_window(manifest))
-    volumes = sorted(p for p in folder.iterdir() if p.is_file() and is_nifti_path(p))
+    volumes = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and is_volume_source(p))
     if not volumes:
-        raise ConfigError(f"{folder}: no NIfTI (.nii, .nii.gz) or .npy files here")
-    return RealSet(folder, tuple(volumes), "nifti")
+        raise ConfigError(f"{folder}: no NIfTI (.nii, .nii.gz) or .npy files or DICOM series folders here")
+    kinds = sorted({"dicom" if p.is_dir() else "nifti" for p in volumes}, reverse=True)
+    return RealSet(folder, tuple(volumes), "+".join(kinds))
 
 
 def resample_cube(volume: torch.Tensor, size: int) -> torch.Tensor:
@@ -147,8 +151,11 @@ def _load_npy(path: Path) -> np.ndarray:
 
 
 def _load_nifti_network(path: Path, intensity: IntensityMapping) -> np.ndarray:
-    """A NIfTI file -> (D, H, W) float32 in [-1, 1] by the model's intensity mapping, RAS order."""
-    volume = load_nifti(path)
+    """A NIfTI file or DICOM series folder -> (D, H, W) float32 in [-1, 1] by the model's mapping, RAS order."""
+    try:
+        volume = read_volume(path)
+    except SeveralSeriesError as error:
+        raise error.with_advice("a real set takes one series per folder") from None
     to_ras = nib.orientations.ornt_transform(
         nib.orientations.io_orientation(volume.affine), nib.orientations.axcodes2ornt("RAS")
     )
