@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from engine.explore import Explorer
 from engine.generate import SampleRequest
-from engine.metrics.seams import hagan_seam_period, plane_steps, seam_score, slab_boundaries
+from engine.metrics.seams import STEP_FLOOR, hagan_seam_period, plane_steps, seam_score, slab_boundaries
 from engine.volume import Volume
 
 from ..context import AppContext
@@ -73,6 +73,7 @@ def compare_full_stitched(explorer: Explorer, request: SampleRequest, key: tuple
     progress(2, 3, "seam scores")
     resolution = full.array.shape[SLAB_AXIS]
     boundaries, period = slab_boundaries(resolution), hagan_seam_period(resolution)
+    floor = STEP_FLOOR * (full.intensity.high - full.intensity.low) / 2  # the network-range floor, in physical units
     provenance = {**stitched.provenance, "operation": "stitched - full"}
     difference = Volume(stitched.array - full.array, full.affine, full.intensity, provenance)
     return SeamComparison(
@@ -83,8 +84,8 @@ def compare_full_stitched(explorer: Explorer, request: SampleRequest, key: tuple
         difference=difference,
         boundaries=boundaries,
         period=period,
-        scores_full=seam_score(full.array, boundaries, axis=SLAB_AXIS, period=period),
-        scores_stitched=seam_score(stitched.array, boundaries, axis=SLAB_AXIS, period=period),
+        scores_full=seam_score(full.array, boundaries, axis=SLAB_AXIS, period=period, floor=floor),
+        scores_stitched=seam_score(stitched.array, boundaries, axis=SLAB_AXIS, period=period, floor=floor),
         profiles={
             "mean": (full.array.mean(axis=(0, 1)), stitched.array.mean(axis=(0, 1))),
             "step": (plane_steps(full.array, SLAB_AXIS), plane_steps(stitched.array, SLAB_AXIS)),
