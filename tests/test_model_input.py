@@ -109,3 +109,19 @@ def test_nifti_scans_are_read_the_same_as_volumes(tmp_path):
     from_file, from_volume = prepare_scan(path, card), prepare_scan(volume, card)
     assert np.allclose(from_file.volume.numpy(), from_volume.volume.numpy(), atol=1e-5)
     assert from_file.foreground.any() and json.dumps(from_file.record())
+
+
+def test_official_cards_trim_blank_axial_slices_as_the_reference_did(tmp_path):
+    from engine.card import CT_WINDOW
+    from engine.data.preprocess import preprocess_volume
+
+    config = HAGANConfig(resolution=32, latent_dim=16, g_width=16, d_width=8, e_width=8)
+    card = ModelCard(config=config, modality="ct", intensity=CT_WINDOW, preprocessing=official_preprocessing(32))
+    hu = np.random.default_rng(2).uniform(-900, 500, (40, 40, 40)).astype(np.float32)
+    hu[:, :, :6], hu[:, :, 34:] = -2000.0, -1024.0  # blank axial planes below and above the body
+    path = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(hu, np.eye(4)), path)
+    cube = prepare_scan(path, card).volume[0, 0].numpy()  # (D, H, W): D is the axial axis
+    assert cube[0].max() > -0.9 and cube[-1].max() > -0.9  # no blank plane left at either end
+    reference, _ = preprocess_volume(path, PreprocessSettings.from_dict(official_preprocessing(32)))
+    assert np.allclose(cube, reference, atol=1e-6)
