@@ -382,9 +382,12 @@ def test_masked_metrics_and_constant_baselines():
 
 def test_sqrtm_with_a_sizeable_imaginary_part_is_an_error():
     """Covariance products have real non-negative eigenvalues; a clearly complex root means bad statistics."""
-    rotation = np.array([[0.0, -1.0], [1.0, 0.0]])  # eigenvalues +-i: not a product of covariances
+    not_a_covariance = np.diag([-1.0, 1.0])  # a negative eigenvalue: its square root is i
     with pytest.raises(ConfigError, match="imaginary part"):
-        frechet_distance(np.zeros(2), rotation, np.zeros(2), np.eye(2))
+        frechet_distance(np.zeros(2), not_a_covariance, np.zeros(2), np.eye(2))
+    # numerical noise of the root on a valid (singular) product is kept out silently
+    singular = np.diag([1.0, 0.0])
+    assert frechet_distance(np.zeros(2), singular, np.zeros(2), singular) == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize(
