@@ -35,6 +35,10 @@ class ModelCard:
     source: str = ""
     training: dict = field(default_factory=dict)  # data summary, iterations, time, hardware
     notes: str = ""
+    # How the training data was preprocessed (PreprocessSettings.to_dict(): modality, window or
+    # percentiles, foreground rule, trim, orientation, geometry, spacing); real scans are
+    # preprocessed the same way (engine.model_input). Empty on older cards.
+    preprocessing: dict = field(default_factory=dict)
     content_hash: str = ""
     engine_version: str = __version__
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
@@ -56,6 +60,7 @@ class ModelCard:
             "source": self.source,
             "training": self.training,
             "notes": self.notes,
+            "preprocessing": self.preprocessing,
             "content_hash": self.content_hash,
             "engine_version": self.engine_version,
             "created": self.created,
@@ -81,6 +86,7 @@ class ModelCard:
                 source=values.get("source", ""),
                 training=dict(values.get("training", {})),
                 notes=values.get("notes", ""),
+                preprocessing=dict(values.get("preprocessing") or {}),
                 content_hash=values.get("content_hash", ""),
                 engine_version=values.get("engine_version", ""),
                 created=values.get("created", ""),

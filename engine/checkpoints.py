@@ -27,6 +27,7 @@ from .atomic import atomic_write
 from .card import CT_WINDOW, ModelCard, default_spacing
 from .errors import CheckpointError, first_line
 from .model import MODEL_CLASSES, AnyModel, HAGANModel
+from .model_input import official_preprocessing
 from .models.hagan import HAGANConfig
 from .volume import IntensityMapping
 
@@ -184,6 +185,7 @@ def load_official(path: str | os.PathLike, resolution: int, parts: tuple[str, ..
         source="official HA-GAN checkpoint: " + ", ".join(f.name for f in files.values()),
         notes="Converted from the official release; modality, window and spacing are the reference "
         "defaults (CT, [-1024, 600] HU, nominal spacing), not read from the file.",
+        preprocessing=official_preprocessing(resolution),
     )
     model = HAGANModel.build(card, tuple(states), empty=True)
     for part, net in model.networks().items():
@@ -214,6 +216,8 @@ def convert_official(
         model.card.intensity = IntensityMapping(0.0, 1.0, "")
     if spacing_mm is not None:
         model.card.spacing_mm = tuple(spacing_mm)
+    mapping = model.card.intensity
+    model.card.preprocessing = official_preprocessing(resolution, modality, (mapping.low, mapping.high))
     return save_model(model, out, dtype)
 
 

@@ -3,7 +3,10 @@
 HA-GAN's encoders (E^H on slabs, E^G on their joined features) map a real volume in [-1, 1] to a
 latent z; generating the full volume from z shows how well the model can represent the scan.
 ``python -m engine encode`` writes z (``.npy``, shape (1, latent_dim)) and optionally the
-reconstruction as NIfTI, and prints PSNR / SSIM / NMSE of the round trip.
+reconstruction as NIfTI, and prints PSNR / SSIM / NMSE of the round trip over the volume and
+inside the foreground, each next to the scores of two constant volumes: "blank" (the background,
+what a reconstruction that lost the scan gives; on a mostly blank scan it scores a high
+whole-volume PSNR) and "mean" (the original's mean over the region, the best constant guess).
 """
 
 from __future__ import annotations
@@ -15,39 +18,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 
 from .atomic import atomic_write
 from .card import ModelCard
 from .checkpoints import load_model
-from .data.preprocess import PreprocessSettings, map_intensity, read_canonical, resample, strip_suffix
+from .data.preprocess import PreprocessSettings, strip_suffix
 from .demo import default_model
 from .device import DEVICE_CHOICES, describe_device, resolve_device
 from .errors import ConfigError, VolumeError
 from .generate import generate_part
-from .metrics.reconstruction import reconstruction_metrics
+from .metrics.reconstruction import round_trip_metrics
+from .model_input import PreparedScan, card_preprocessing, foreground_mask, prepare_scan
 from .nifti import is_nifti_path, save_nifti
 from .volume import Volume, generated_affine
 
 
 def settings_for_card(card: ModelCard) -> PreprocessSettings:
-    """The preprocessing the model was trained with (from its card), at the model's resolution.
-
-    Cards of models trained by this engine record the preprocessing settings; otherwise the
-    card's intensity window maps physical values to [-1, 1].
-    """
-    size = card.config.resolution
-    data = card.training.get("data") if isinstance(card.training, dict) else None
-    recorded = data.get("preprocessing") if isinstance(data, dict) else None
-    if isinstance(recorded, dict) and "modality" in recorded:
-        try:
-            return PreprocessSettings.from_dict({**recorded, "size": size})
-        except (ConfigError, KeyError, TypeError, ValueError):
-            pass  # an unusable record: fall back to the card's window
-    modality = "ct" if card.modality == "ct" or card.intensity.unit.upper() == "HU" else "mri"
-    return PreprocessSettings(modality, window=(card.intensity.low, card.intensity.high), size=size)
+    """The preprocessing the model was trained with (from its card), at the model's resolution."""
+    return card_preprocessing(card)
 
 
 def prepare_for_model(
@@ -55,23 +45,9 @@ def prepare_for_model(
 ) -> torch.Tensor:
     """A scan (a Volume in physical units, a NIfTI path or a DICOM series folder) -> (1, 1, S, S, S) in [-1, 1].
 
-    Reoriented to RAS, intensity-mapped and resampled to the model's S^3 as its training data
-    was; (D, H, W) = (k, j, i). A VolumeError names the file and the cause.
+    ``prepare_scan(...).volume``: preprocessed as the card records; (D, H, W) = (k, j, i).
     """
-    settings = settings_for_card(card)
-    # a DICOM folder's errors name the file themselves
-    where = "" if isinstance(volume_or_path, Volume) or Path(volume_or_path).is_dir() else f"{volume_or_path}: "
-    try:
-        if isinstance(volume_or_path, Volume):
-            image = nib.Nifti1Image(volume_or_path.array, volume_or_path.affine)
-            array = np.asarray(nib.as_closest_canonical(image).dataobj, dtype=np.float32)
-        else:
-            array = read_canonical(volume_or_path, series).array
-        network, _window = map_intensity(array, settings)
-    except VolumeError as error:
-        raise VolumeError(f"{where}{error}") from None
-    cube = resample(network, settings.size).transpose(2, 1, 0)
-    return torch.from_numpy(np.ascontiguousarray(cube, dtype=np.float32))[None, None]
+    return prepare_scan(volume_or_path, card, series=series).volume
 
 
 @dataclass
@@ -81,11 +57,22 @@ class Encoding:
     z: torch.Tensor  # (1, latent_dim)
     original: torch.Tensor  # (1, 1, S, S, S) in [-1, 1]
     reconstruction: torch.Tensor | None = None  # None for conditional models (a class is needed)
-    metrics: dict[str, float] = field(default_factory=dict)  # psnr (dB), ssim, nmse
+    # psnr (dB), ssim, nmse over the volume; "blank_*" and "mean_*": the same for a constant volume
+    # (the background; the original's mean); "foreground_*": all of these inside the foreground
+    metrics: dict[str, float] = field(default_factory=dict)
+    foreground: torch.Tensor | None = None  # bool (1, 1, S, S, S)
+    warnings: list[str] = field(default_factory=list)
 
 
-def encode_scan(model, volume: torch.Tensor, reconstruct: bool = True) -> Encoding:
-    """Encode a prepared volume (``prepare_for_model``) and, optionally, generate it back in full."""
+def encode_scan(model, volume: torch.Tensor | PreparedScan, reconstruct: bool = True) -> Encoding:
+    """Encode a prepared volume (``prepare_scan`` or ``prepare_for_model``) and, optionally, generate it
+    back in full and compare: metrics over the volume and inside its foreground, each next to a
+    constant baseline."""
+    warnings: list[str] = []
+    if isinstance(volume, PreparedScan):
+        mask, warnings, volume = volume.foreground, list(volume.warnings), volume.volume
+    else:
+        mask = foreground_mask(volume[0, 0])[None, None]
     if not getattr(model, "has_encoders", False):
         raise ConfigError("this model has no encoders (E and Sub_E): it cannot encode a scan")
     size = model.card.config.resolution
@@ -93,12 +80,27 @@ def encode_scan(model, volume: torch.Tensor, reconstruct: bool = True) -> Encodi
         raise ConfigError(f"the encoder takes a (1, 1, {size}, {size}, {size}) volume, got {tuple(volume.shape)}")
     with torch.inference_mode():
         z = model.encode(volume.to(model.device)).float().cpu()
-    encoding = Encoding(z=z, original=volume.float().cpu())
+    original = volume.float().cpu()
+    encoding = Encoding(z=z, original=original, foreground=mask, warnings=warnings)
     if reconstruct and not model.card.config.num_class:
         rebuilt = generate_part(model, z, "full").float().cpu()
         encoding.reconstruction = rebuilt
-        encoding.metrics = {key: float(value[0]) for key, value in reconstruction_metrics(volume, rebuilt).items()}
+        encoding.metrics = round_trip_metrics(original, rebuilt, mask)
     return encoding
+
+
+def metrics_lines(metrics: dict[str, float]) -> list[str]:
+    """Two lines for people: the whole volume and the foreground, each next to the constant baselines."""
+    lines = []
+    for label, prefix in (("volume", ""), ("foreground", "foreground_")):
+        m = {key[len(prefix) :]: value for key, value in metrics.items() if key.startswith(prefix)}
+        share = f" ({100 * metrics['foreground_fraction']:.1f}% of voxels)" if prefix else ""
+        lines.append(
+            f"{label}{share}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, NMSE {m['nmse']:.4g}"
+            f"  |  blank: PSNR {m['blank_psnr']:.2f} dB, SSIM {m['blank_ssim']:.4f}"
+            f"  |  mean: PSNR {m['mean_psnr']:.2f} dB, SSIM {m['mean_ssim']:.4f}"
+        )
+    return lines
 
 
 def encoding_volumes(model, encoding: Encoding, name: str) -> dict[str, Volume]:
@@ -179,8 +181,10 @@ def run_encode(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.checkpoint or 'the model'}: has no encoders (E and Sub_E); it cannot encode a scan")
     if args.reconstruction and model.card.config.num_class:
         raise ConfigError("a conditional model needs a class to reconstruct; leave out --reconstruction")
-    volume = prepare_for_model(args.volume, model.card, args.series)
-    encoding = encode_scan(model, volume, reconstruct=bool(args.reconstruction))
+    prepared = prepare_scan(args.volume, model.card, series=args.series)
+    for warning in prepared.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    encoding = encode_scan(model, prepared, reconstruct=bool(args.reconstruction))
     z = encoding.z.numpy().astype(np.float32)
     atomic_write(out, lambda tmp: _save_npy(tmp, z), suffix=".npy")
     print(f"wrote {out} (latent {z.shape[1]}, {describe_device(device)})", file=sys.stderr)
@@ -188,11 +192,9 @@ def run_encode(args: argparse.Namespace) -> int:
         name = scan_name(args.volume)
         rebuilt = encoding_volumes(model, encoding, name)["reconstruction"]
         save_nifti(rebuilt, args.reconstruction, f"SYNTHETIC reconstruction of {name}")
-        m = encoding.metrics
-        print(
-            f"wrote {args.reconstruction}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, NMSE {m['nmse']:.4g}",
-            file=sys.stderr,
-        )
+        print(f"wrote {args.reconstruction} (metrics on [0, 1] data, data range 1)", file=sys.stderr)
+        for line in metrics_lines(encoding.metrics):
+            print(f"  {line}", file=sys.stderr)
     print(f"encoded in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
 

@@ -50,6 +50,8 @@ def test_encode_a_scan_then_use_its_latent(main_window, qtbot, tiny_model_file, 
     panel.open_path(str(scan))
     qtbot.waitUntil(lambda: panel.encoded is not None, timeout=WAIT_MS)
     assert "PSNR" in panel.metrics.text() and "dB" in panel.metrics.text() and "SSIM" in panel.metrics.text()
+    # the foreground's figures sit next to what a blank or a mean-valued volume would score
+    assert "foreground" in panel.metrics.text() and "blank: PSNR" in panel.metrics.text()
     assert all(pane.volume is not None for pane in panel.panes.values())
     assert frame(panel.panes["difference"]).std() > 1
     assert panel.use_button.isEnabled()

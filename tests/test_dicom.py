@@ -15,6 +15,7 @@ from pydicom.uid import HTJ2KLossless, JPEGLSLossless, generate_uid
 
 from engine import __version__
 from engine.card import CT_WINDOW
+from engine.checkpoints import read_model_card
 from engine.cli import main
 from engine.dicom import save_dicom_series
 from engine.dicom_read import SeveralSeriesError, list_series, load_dicom_series
@@ -294,7 +295,9 @@ def test_encode_preprocess_and_real_sets_take_dicom_folders(tmp_path, tiny_model
     assert [f["name"] for f in manifest["files"]] == ["scan1", "scan2"]
     real = find_real_set(scans)
     assert real.kind == "dicom" and len(real) == 2
-    assert real.load(0, 16, CT_WINDOW).shape == (1, 1, 16, 16, 16)
+    card = read_model_card(tiny_model_file)  # the real set is prepared as this model's training data was
+    size = card.config.resolution
+    assert real.load(0, card).shape == (1, 1, size, size, size)
     z = tmp_path / "z.npy"
     assert main(["encode", "--model", str(tiny_model_file), "--volume", str(scans / "scan1"), "--out", str(z)]) == 0
     assert np.load(z).shape == (1, 16)
@@ -308,7 +311,7 @@ def test_encode_preprocess_and_real_sets_take_dicom_folders(tmp_path, tiny_model
                  "--size", "16", "--workers", "1"]) == 2  # fmt: skip
     assert "scan1: holds 2 DICOM series; keep one series per folder" in capsys.readouterr().err
     with pytest.raises(VolumeError, match="a real set takes one series per folder"):
-        find_real_set(scans).load(0, 16, CT_WINDOW)
+        find_real_set(scans).load(0, card)
     uid = list_series(scans / "scan1")[1].uid
     args = ["encode", "--model", str(tiny_model_file), "--volume", str(scans / "scan1"), "--series", uid]
     assert main([*args, "--out", str(z)]) == 0

@@ -86,4 +86,52 @@ def test_encode_scan_reports_round_trip_metrics(scan):
     model = load_model(model_file)
     encoding = encode_scan(model, prepare_for_model(path, model.card))
     assert encoding.z.shape == (1, 16) and encoding.reconstruction.shape == (1, 1, 32, 32, 32)
-    assert set(encoding.metrics) == {"psnr", "ssim", "nmse"} and np.isfinite(encoding.metrics["psnr"])
+    metrics = encoding.metrics
+    for region in ("", "foreground_"):
+        for kind in ("", "blank_", "mean_"):
+            for key in ("psnr", "ssim", "nmse"):
+                assert np.isfinite(metrics[f"{region}{kind}{key}"]), f"{region}{kind}{key}"
+    assert 0 < metrics["foreground_fraction"] < 1
+
+
+def test_encode_prints_foreground_metrics_next_to_constant_baselines(scan, tmp_path, capsys):
+    model_file, path, _ = scan
+    code, err = run(
+        capsys,
+        "--model",
+        model_file,
+        "--volume",
+        path,
+        "--out",
+        tmp_path / "z.npy",
+        "--reconstruction",
+        tmp_path / "rec.nii.gz",
+    )
+    assert code == 0, err
+    volume_line = next(line for line in err.splitlines() if line.strip().startswith("volume:"))
+    foreground_line = next(line for line in err.splitlines() if line.strip().startswith("foreground"))
+    for line in (volume_line, foreground_line):
+        assert "PSNR" in line and "SSIM" in line and "blank: PSNR" in line and "mean: PSNR" in line
+    assert "data range 1" in err
+
+
+def test_a_scan_outside_the_window_is_refused_as_nearly_constant(scan, tmp_path, capsys):
+    """A [0, 1]-valued scan given to a CT model: every voxel within 1 HU, so a blank input."""
+    model_file, _, _ = scan
+    values = np.random.default_rng(0).uniform(0.0, 1.0, (24, 24, 24)).astype(np.float32)
+    path = tmp_path / "unit.nii.gz"
+    nib.save(nib.Nifti1Image(values, np.eye(4)), path)
+    code, err = run(capsys, "--model", model_file, "--volume", path, "--out", tmp_path / "z.npy")
+    assert code == 2 and len(err.splitlines()) == 1 and "nearly constant" in err and str(path) in err
+    assert not (tmp_path / "z.npy").exists()
+
+
+def test_a_scan_far_above_the_window_gives_a_one_line_warning(scan, tmp_path, capsys):
+    model_file, _, volume = scan
+    array = volume.array.copy()
+    array[:, :, 16:] = 3000.0  # half the scan far above the model's 600 HU
+    bright = Volume(array, volume.affine, volume.intensity)
+    path = save_nifti(bright, tmp_path / "bright.nii.gz")
+    code, err = run(capsys, "--model", model_file, "--volume", path, "--out", tmp_path / "z.npy")
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert code == 0 and len(warnings) == 1 and "top of the window" in warnings[0]

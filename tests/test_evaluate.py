@@ -18,6 +18,7 @@ from engine.metrics import hagan_seam_period, mean_seam_score, slab_boundaries
 from engine.metrics.evaluate import register
 from engine.model import HAGANModel
 from engine.models.hagan import HAGANConfig
+from engine.volume import IntensityMapping
 
 
 def make_model(path, resolution=32, lively=True, seed=0):
@@ -50,6 +51,19 @@ def setup(tmp_path_factory):
     return make_model(root / "m.safetensors"), make_real_folder(root / "real"), root
 
 
+def assert_strict_numbers(value, where="report"):
+    """Every number finite, nothing null, anywhere in a report."""
+    assert value is not None, f"{where} is null"
+    if isinstance(value, float):
+        assert np.isfinite(value), f"{where} = {value}"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            assert_strict_numbers(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            assert_strict_numbers(item, f"{where}[{index}]")
+
+
 def run_evaluate(argv):
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
@@ -66,14 +80,22 @@ def test_evaluate_without_extractor_reports_network_free_statistics(setup, capsy
     assert "seam score stitched (3 latents)" in printed and "intensity W1 HU" in printed
     report = json.loads(out.read_text())
     m = report["metrics"]
-    assert m["fid"] is None and m["mmd2"] is None and report["extractor"]["name"] == "none"
+    # metrics that do not apply are left out (the notes say why): no null, no infinity in the JSON
+    assert "fid" not in m and "mmd2" not in m and report["extractor"]["name"] == "none"
+    assert_strict_numbers(report)
+    assert report["preprocessing"]["real_set"]["window"] == [-1024.0, 600.0]
+    assert m["ms_ssim"]["scales"] == 2 and m["ms_ssim"]["data_range"] == 1.0 and not m["ms_ssim"]["standard"]
+    assert "slab boundary" in m["seam_score"]["compares"] and "b-1 and b+1" in m["adjacent_jump"]["compares"]
+    assert m["adjacent_jump"]["stitched"]["mean"] > m["adjacent_jump"]["full"]["mean"]
     assert m["seam_score"]["samples"] == 3 and m["seam_score"]["boundaries"] == slab_boundaries(32)
     assert m["seam_score"]["stitched"]["mean"] > 1.5 * m["seam_score"]["full"]["mean"]
     assert m["intensity"]["unit"] == "HU" and m["intensity"]["wasserstein1"] > 0
     assert set(m["tissue_fractions"]["real"]) == {"air", "lung", "fat", "soft_tissue", "bone", "other"}
     assert sum(m["tissue_fractions"]["generated"].values()) == pytest.approx(1.0)
     assert m["ms_ssim"]["pairs_generated"] == 2 and 0 < m["ms_ssim"]["generated"]["mean"] <= 1
-    assert m["reconstruction"]["volumes"] == 2 and np.isfinite(m["reconstruction"]["psnr_db"]["mean"])
+    rec = m["reconstruction"]
+    assert rec["volumes"] == 2 and np.isfinite(rec["psnr_db"]["mean"])
+    assert {"foreground_psnr", "foreground_blank_psnr", "foreground_mean_ssim"} <= set(rec)
     assert report["real_set"] == {**report["real_set"], "count": 3, "format": "nifti"}
     assert report["model"]["content_hash"].startswith("sha256:") and report["settings"]["seeds"] == "0-3"
     assert {"torch", "numpy", "scipy", "engine"} <= set(report["versions"])
@@ -93,7 +115,7 @@ def test_evaluate_with_the_slice_extractor_caches_real_features(setup, capsys):
     assert a["real_set"]["cache"]["file"] == b["real_set"]["cache"]["file"]
     assert b["metrics"]["fid"] == pytest.approx(a["metrics"]["fid"], rel=1e-6)
     assert b["metrics"]["ms_ssim"]["real"] == a["metrics"]["ms_ssim"]["real"]
-    assert a["metrics"]["reconstruction"] is None and any("rank-deficient" in n for n in a["notes"])
+    assert "reconstruction" not in a["metrics"] and any("rank-deficient" in n for n in a["notes"])
 
 
 def test_evaluate_reads_a_preprocessed_npy_folder(setup, tmp_path):
@@ -113,7 +135,7 @@ def test_evaluate_reads_a_preprocessed_npy_folder(setup, tmp_path):
     assert run_evaluate([*argv, "--reconstructions", "0", "--no-cache", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["real_set"]["format"] == "npy" and report["real_set"]["count"] == 2
-    assert report["real_set"]["cache"]["file"] is None
+    assert "file" not in report["real_set"]["cache"]
     assert report["metrics"]["intensity"]["mean_real"] == pytest.approx(0.0, abs=15)
 
 
@@ -160,3 +182,30 @@ def test_seam_score_separates_stitched_from_full_generation(tmp_path, resolution
     assert min(stitched) > 1.5 * max(full)  # every latent, not only on average
     if period == 4:  # same-phase reference planes: the seam-free volume scores about 1
         assert all(0.8 < s < 1.25 for s in full) and min(stitched) > 3
+
+
+def test_evaluate_on_brain_phantoms_scores_similar_pairs_and_writes_strict_json(tmp_path, capsys):
+    """MRI phantoms in a.u. through the card's record: MS-SSIM of similar brains is well above 0."""
+    from engine.data.phantoms import phantom_preprocessing, write_phantoms
+
+    torch.manual_seed(0)
+    config = HAGANConfig(resolution=32, latent_dim=16, g_width=16, d_width=8, e_width=8)
+    card = ModelCard(
+        config=config,
+        modality="mri",
+        intensity=IntensityMapping(0.0, 1000.0, ""),
+        spacing_mm=(220 / 32,) * 3,
+        preprocessing=phantom_preprocessing("brain-mri", 32).to_dict(),
+    )
+    model = save_model(HAGANModel.build(card), tmp_path / "brain.safetensors")
+    real = tmp_path / "brains"
+    write_phantoms("brain-mri", 4, 32, real, seed=5, progress=False)
+    out = tmp_path / "brain.json"
+    argv = ["--checkpoint", str(model), "--real", str(real), "--samples", "2", "--extractor", "slices"]
+    assert run_evaluate([*argv, "--reconstructions", "1", "--no-cache", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert_strict_numbers(report)
+    ms = report["metrics"]["ms_ssim"]
+    assert ms["pairs_real"] == 2 and ms["real"]["mean"] - ms["real"]["std"] > 0.2, ms
+    assert report["preprocessing"]["real_set"]["reference_values"] is not None
+    assert report["extractor"]["name"] == "slices" and "tissue_fractions" not in report["metrics"]

@@ -37,6 +37,9 @@ from engine.metrics import (
     ssim3d,
     tissue_fractions,
 )
+from engine.metrics.reconstruction import baseline_metrics
+from engine.metrics.seams import STEP_FLOOR, adjacent_jump
+from engine.metrics.ssim import ms_ssim_scales
 
 # -- Fréchet distance ------------------------------------------------------------------------
 
@@ -161,7 +164,14 @@ def test_seam_score_edge_cases():
     assert np.all(seam_score(np.zeros((16, 4, 4)), [4, 8]) == 1.0)  # flat: no seam
     step = np.zeros((16, 4, 4))
     step[8:] = 1
-    assert seam_score(step, [8])[0] == math.inf
+    # a jump next to flat planes: large but finite (the floor keeps the reference above 0)
+    assert seam_score(step, [8])[0] == pytest.approx((1 + STEP_FLOOR) / STEP_FLOOR)
+    # a thin object lying on a boundary over a flat background: finite, so a mean stays finite
+    thin = np.zeros((32, 8, 8))
+    thin[16, 2:6, 2:6] = 0.5
+    scores = seam_score(thin, [8, 16, 24], period=4)
+    assert np.isfinite(scores).all() and scores[1] > 100 and scores[0] == pytest.approx(1.0)
+    assert np.isfinite(adjacent_jump(thin, [8, 16, 24])).all()
     with pytest.raises(ConfigError, match="boundary planes"):
         seam_score(step, [0])
     with pytest.raises(ConfigError, match="no in-slab neighbours"):
@@ -185,6 +195,23 @@ def test_ms_ssim_of_identical_samples_is_one():
 
 def test_ms_ssim_scales_follow_the_volume_size():
     assert [ms_ssim_levels((s,) * 3) for s in (8, 32, 64, 128, 256)] == [1, 2, 3, 4, 5]
+    standard = ms_ssim_scales((256,) * 3)
+    assert standard["standard"] and standard["weights"] == [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
+    at_128 = ms_ssim_scales((128,) * 3)
+    assert not at_128["standard"] and at_128["scales"] == 4 and sum(at_128["weights"]) == pytest.approx(1.0)
+    assert at_128["data_range"] == 1.0 and at_128["mapped_from"] == [-1.0, 1.0]
+
+
+def test_ssim_of_similar_volumes_with_opposite_signs_is_not_clamped_to_zero():
+    """On signed data, windows with means of opposite sign made the luminance negative (then 0)."""
+    base = torch.from_numpy(smooth_volume(32)).float()[None, None]
+    base = base / base.abs().max()  # values on both sides of 0, like a [-1, 1] volume
+    similar = (base + 0.3 * torch.from_numpy(smooth_volume(32, seed=5)).float()[None, None]).clamp(-1, 1)
+    assert 0.3 < ms_ssim3d(base, similar).item() < 1.0
+    assert 0.3 < ssim3d(base, similar).item() < 1.0
+    # [0, 1] data compared with value_range (0, 1) gives the same as [-1, 1] data by default
+    unit = (base + 1) / 2, (similar + 1) / 2
+    assert ssim3d(*unit, value_range=(0.0, 1.0)).item() == pytest.approx(ssim3d(base, similar).item(), abs=1e-5)
 
 
 def test_pairwise_ms_ssim_is_one_for_copies_and_lower_for_diverse_samples():
@@ -193,17 +220,22 @@ def test_pairwise_ms_ssim_is_one_for_copies_and_lower_for_diverse_samples():
     assert torch.allclose(pairwise_ms_ssim(copies), torch.ones(3), atol=1e-5)
     diverse = torch.cat([torch.from_numpy(smooth_volume(32, s)).float()[None, None] for s in range(3)])
     assert pairwise_ms_ssim(diverse, max_pairs=2).shape == (2,)
-    assert pairwise_ms_ssim(diverse).max() < 0.5
+    # unrelated volumes around mid-grey on [0, 1]: luminance agrees, structure does not
+    assert pairwise_ms_ssim(diverse).max() < 0.6
+    similar = torch.cat([base, base + 0.2 * torch.from_numpy(smooth_volume(32, 9)).float()[None, None]])
+    assert pairwise_ms_ssim(similar).item() > pairwise_ms_ssim(diverse).max() + 0.2
 
 
 def test_reconstruction_metrics_known_values():
     zeros, tenth = torch.zeros(1, 1, 12, 12, 12), torch.full((1, 1, 12, 12, 12), 0.1)
-    assert psnr(zeros, tenth).item() == pytest.approx(10 * math.log10(4 / 0.01), rel=1e-5)  # range 2
-    assert psnr(zeros, tenth, data_range=1.0).item() == pytest.approx(20.0, rel=1e-5)
-    assert nmse(torch.ones(1, 1, 4, 4, 4), torch.full((1, 1, 4, 4, 4), 0.9)).item() == pytest.approx(0.01, rel=1e-4)
-    # constant volumes: SSIM is the luminance term (2ab + C1) / (a^2 + b^2 + C1), C1 = (0.01 * 2)^2
-    a, b, c1 = 0.5, 0.25, 0.0004
-    value = ssim3d(torch.full((1, 1, 12, 12, 12), a), torch.full((1, 1, 12, 12, 12), b)).item()
+    # 0.1 in [-1, 1] is 0.05 on [0, 1] (data range 1): the same PSNR as range 2 on [-1, 1]
+    assert psnr(zeros, tenth).item() == pytest.approx(10 * math.log10(1 / 0.05**2), rel=1e-5)
+    assert psnr(zeros, tenth, value_range=(0.0, 1.0)).item() == pytest.approx(20.0, rel=1e-5)
+    # NMSE on [0, 1]: 1 -> 1, 0.9 -> 0.95
+    assert nmse(torch.ones(1, 1, 4, 4, 4), torch.full((1, 1, 4, 4, 4), 0.9)).item() == pytest.approx(0.0025, rel=1e-4)
+    # constant volumes: SSIM is the luminance term (2ab + C1) / (a^2 + b^2 + C1) on [0, 1], C1 = 0.01^2
+    a, b, c1 = 0.5, 0.25, 0.0001
+    value = ssim3d(torch.full((1, 1, 12, 12, 12), a * 2 - 1), torch.full((1, 1, 12, 12, 12), b * 2 - 1)).item()
     assert value == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), rel=1e-5)
     x = torch.rand(2, 1, 16, 16, 16) * 2 - 1
     both = reconstruction_metrics(x, x)
@@ -322,7 +354,58 @@ def test_med3d_weight_file_errors_are_one_line(tmp_path, med3d):
         load_med3d_weights(Med3DResNet(), wrong)
     junk = tmp_path / "junk.pth"
     junk.write_text("<html>not weights</html>")
-    with pytest.raises(CheckpointError, match="not a readable PyTorch weights file"):
+    with pytest.raises(CheckpointError, match="not a PyTorch weights file .an HTML page"):
         load_med3d_weights(Med3DResNet(), junk)
     with pytest.raises(ConfigError, match="needs --extractor-weights"):
         build_extractor("med3d")
+
+
+def test_masked_metrics_and_constant_baselines():
+    """On a mostly blank volume a blank guess scores well over the volume, badly in the foreground."""
+    volume = -torch.ones(1, 1, 48, 48, 48)
+    anatomy = torch.from_numpy(smooth_volume(8)).float()
+    volume[0, 0, 20:28, 20:28, 20:28] = (anatomy / anatomy.abs().max()).clamp(-0.8, 1)
+    mask = volume > -0.9
+    blank_all, blank_fg = baseline_metrics(volume), baseline_metrics(volume, mask)
+    assert blank_all["ssim"].item() > 0.8 and blank_fg["ssim"].item() < 0.2
+    assert blank_all["psnr"].item() > blank_fg["psnr"].item() + 5
+    mean_fg = baseline_metrics(volume, mask, "mean")
+    assert mean_fg["psnr"].item() > blank_fg["psnr"].item()  # the best constant in squared error
+    noisy = (volume + 0.05 * torch.randn_like(volume)).clamp(-1, 1)
+    ours = reconstruction_metrics(volume, noisy, mask)
+    assert ours["psnr"].item() > mean_fg["psnr"].item() and ours["ssim"].item() > mean_fg["ssim"].item()
+    # masked PSNR counts only the masked voxels
+    error = torch.zeros_like(volume)
+    error[~mask] = 0.5
+    assert torch.isinf(psnr(volume, volume + error, mask)).all()
+
+
+def test_sqrtm_with_a_sizeable_imaginary_part_is_an_error():
+    """Covariance products have real non-negative eigenvalues; a clearly complex root means bad statistics."""
+    not_a_covariance = np.diag([-1.0, 1.0])  # a negative eigenvalue: its square root is i
+    with pytest.raises(ConfigError, match="imaginary part"):
+        frechet_distance(np.zeros(2), not_a_covariance, np.zeros(2), np.eye(2))
+    # numerical noise of the root on a valid (singular) product is kept out silently
+    singular = np.diag([1.0, 0.0])
+    assert frechet_distance(np.zeros(2), singular, np.zeros(2), singular) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("content", "cause"),
+    [(b"junk junk junk", "not a PyTorch weights file"), (b"<html>login</html>", "an HTML page, a failed download?")],
+)
+def test_a_junk_extractor_file_is_one_line_without_unpickling_advice(tmp_path, content, cause):
+    path = tmp_path / "resnet_50.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as error:
+        load_med3d_weights(Med3DResNet(layers=(1, 1, 1, 1)), path)
+    assert cause in str(error.value) and "\n" not in str(error.value) and "weights_only" not in str(error.value)
+
+
+def test_an_extractor_file_with_python_objects_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "resnet_50.pth"
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "extra": np.zeros(3)}, path)
+    with pytest.raises(CheckpointError) as error:
+        load_med3d_weights(Med3DResNet(layers=(1, 1, 1, 1)), path)
+    message = str(error.value)
+    assert "refusing to unpickle" in message and "weights_only=False" not in message and "\n" not in message

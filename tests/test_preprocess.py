@@ -73,7 +73,9 @@ def test_custom_window_and_mri_percentiles_of_the_foreground(tmp_path):
     out, info = preprocess_volume(
         write_nifti(tmp_path / "t1.nii.gz", mri, np.eye(4)), PreprocessSettings("mri", size=16)
     )
-    low, high = np.percentile(mri[mri != 0], [0.5, 99.5])
+    # foreground: above min + 10% of the way to the 99.5th percentile (here about 110, so 100..110 is out)
+    threshold = 0.1 * np.percentile(mri, 99.5)
+    low, high = np.percentile(mri[mri > threshold], [0.5, 99.5])
     assert info["window"] == pytest.approx([low, high]) and info["percentiles"] == [0.5, 99.5]
     network = mri.transpose(2, 1, 0)
     assert np.allclose(out, np.clip((network - low) / (high - low) * 2 - 1, -1, 1), atol=1e-5)

@@ -55,6 +55,9 @@ def test_tiny_64_run_trains_checkpoints_exports_and_samples(tmp_path):
     card = read_model_card(model)
     assert card.parts == ("G", "E", "Sub_E") and card.training["iterations"] == 3
     assert card.training["data"]["kind"] == "chest-ct" and card.modality == "ct"
+    # the card records the preprocessing its data amounts to, so real scans get the same
+    assert card.preprocessing["window"] == [-1024.0, 600.0] and card.preprocessing["geometry"] == "spacing"
+    assert card.preprocessing["spacing_mm"] == list(card.spacing_mm)
 
 
 def test_resuming_reproduces_the_uninterrupted_run(tmp_path):

@@ -26,7 +26,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.api import Explorer, SampleRequest, Volume, hagan_seam_period, plane_steps, seam_score, slab_boundaries
+from engine.api import (
+    STEP_FLOOR,
+    Explorer,
+    SampleRequest,
+    Volume,
+    hagan_seam_period,
+    plane_steps,
+    seam_score,
+    slab_boundaries,
+)
 
 from ..context import AppContext
 from ..render.window_level import WindowLevel, default_window
@@ -70,6 +79,7 @@ def compare_full_stitched(explorer: Explorer, request: SampleRequest, key: tuple
     progress(2, 3, "seam scores")
     resolution = full.array.shape[SLAB_AXIS]
     boundaries, period = slab_boundaries(resolution), hagan_seam_period(resolution)
+    floor = STEP_FLOOR * (full.intensity.high - full.intensity.low) / 2  # the network-range floor, in physical units
     provenance = {**stitched.provenance, "operation": "stitched - full"}
     difference = Volume(stitched.array - full.array, full.affine, full.intensity, provenance)
     return SeamComparison(
@@ -80,8 +90,8 @@ def compare_full_stitched(explorer: Explorer, request: SampleRequest, key: tuple
         difference=difference,
         boundaries=boundaries,
         period=period,
-        scores_full=seam_score(full.array, boundaries, axis=SLAB_AXIS, period=period),
-        scores_stitched=seam_score(stitched.array, boundaries, axis=SLAB_AXIS, period=period),
+        scores_full=seam_score(full.array, boundaries, axis=SLAB_AXIS, period=period, floor=floor),
+        scores_stitched=seam_score(stitched.array, boundaries, axis=SLAB_AXIS, period=period, floor=floor),
         profiles={
             "mean": (full.array.mean(axis=(0, 1)), stitched.array.mean(axis=(0, 1))),
             "step": (plane_steps(full.array, SLAB_AXIS), plane_steps(stitched.array, SLAB_AXIS)),

@@ -1,8 +1,9 @@
 """Encode a real scan: preprocess it as the model was trained, encode to z, rebuild it, compare.
 
 HA-GAN models with encoders map a scan to a latent z (engine.encode). The panel shows the
-preprocessed original | the full reconstruction from z | their difference, with PSNR and SSIM,
-and "Use as latent" makes z the current latent (so it can become an interpolation endpoint).
+preprocessed original | the full reconstruction from z | their difference, with PSNR and SSIM over
+the volume and inside the foreground next to a blank and a mean-valued constant volume, and
+"Use as latent" makes z the current latent (so it can become an interpolation endpoint).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
-from engine.api import encode_scan, encoding_volumes, prepare_for_model, scan_name
+from engine.api import encode_scan, encoding_volumes, metrics_lines, prepare_scan, scan_name
 
 from ..context import AppContext
 from ..render.window_level import WindowLevel, default_window
@@ -38,9 +39,9 @@ def encode_file(model, path: str, progress) -> tuple[str, object, dict]:
     """The job: read and preprocess the scan, encode, reconstruct; returns (name, Encoding, Volumes)."""
     name = scan_name(path)
     progress(0, 3, f"{name}: reading and preprocessing")
-    volume = prepare_for_model(path, model.card)
+    prepared = prepare_scan(path, model.card)
     progress(1, 3, f"{name}: encoding and reconstructing")
-    encoding = encode_scan(model, volume)
+    encoding = encode_scan(model, prepared)
     progress(2, 3, f"{name}: comparing")
     return name, encoding, encoding_volumes(model, encoding, name)
 
@@ -187,11 +188,10 @@ class EncodePanel(QWidget):
             pane.crosshair = state.crosshair
             pane.set_volume(volume, symmetric_window(volume) if part == "difference" else window)
         m = encoding.metrics
-        if m:
-            self.metrics.setText(f"PSNR {m['psnr']:.2f} dB   ·   SSIM {m['ssim']:.4f}   ·   NMSE {m['nmse']:.4g}")
-        else:
-            self.metrics.setText("")
-        self.status.setText(f"Encoded {name}: z has {encoding.z.shape[-1]} values. 'Use as latent' shows it.")
+        self.metrics.setText("\n".join(metrics_lines(m)) if m else "")
+        self.metrics.setToolTip("On [0, 1] data (range 1). blank: a constant background; mean: the original's mean")
+        text = f"Encoded {name}: z has {encoding.z.shape[-1]} values. 'Use as latent' shows it."
+        self.status.setText(" ".join([*(f"Warning: {w}" for w in encoding.warnings), text]))
         self.use_button.setEnabled(True)
 
     def use_as_latent(self) -> None:

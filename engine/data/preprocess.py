@@ -1,8 +1,10 @@
 """Preprocessing: folders of NIfTI files or DICOM series -> compact float16 arrays in network layout plus a manifest.
 
 Each volume is reoriented to RAS, mapped to [-1, 1] (CT: a HU window; MRI: robust percentiles of the
-non-zero voxels), optionally trimmed of blank axial end slices, resampled to S^3 with a Gaussian
-anti-aliasing prefilter wherever an axis shrinks, and written as ``<name>.npy`` of shape (D, H, W).
+foreground voxels, see ``foreground_threshold``), optionally trimmed of blank axial end slices,
+resampled to S^3 with a Gaussian anti-aliasing prefilter wherever an axis shrinks (each axis
+stretched to the cube, or resampled to a fixed spacing and centre-cropped/padded: ``resample``),
+and written as ``<name>.npy`` of shape (D, H, W).
 ``manifest.json`` records the settings, per-file geometry and the intensity mapping for a model card.
 """
 
@@ -39,6 +41,8 @@ FORMAT = "engine-preprocessed/1"
 DEFAULT_SIZE = 128
 SIZE_RANGE = (4, 1024)
 MRI_PERCENTILES = (0.5, 99.5)
+FOREGROUND_FRACTION = 0.1  # foreground: above min + 10% of the way to the 99.5th percentile
+RESAMPLE_MODES = ("stretch", "spacing")
 MANIFEST_INTERVAL_S = 30.0  # a partial manifest is saved this often, so an interrupted run can resume
 
 
@@ -51,6 +55,14 @@ class PreprocessSettings:
     size: int = DEFAULT_SIZE
     trim_blank: bool = False
     percentiles: tuple[float, float] = MRI_PERCENTILES
+    # "stretch": every axis of the field of view onto the cube (aspect not kept, as HA-GAN's own
+    # preprocessing); "spacing": resample to ``spacing_mm``, then centre-crop/pad to the cube.
+    resample: str = "stretch"
+    spacing_mm: tuple[float, float, float] | None = None  # along RAS i, j, k; needed by "spacing"
+    # Training data's foreground percentiles (``percentiles``) in physical units, for arbitrary-unit
+    # inputs (MRI) to a window-trained model: inputs are first rescaled so theirs match.
+    reference: tuple[float, float] | None = None
+    foreground_fraction: float = FOREGROUND_FRACTION
 
     def __post_init__(self) -> None:
         if self.modality not in ("ct", "mri"):
@@ -70,6 +82,22 @@ class PreprocessSettings:
         if not 0.0 <= low < high <= 100.0:
             raise ConfigError(f"percentiles ({low:g}, {high:g}) must satisfy 0 <= low < high <= 100")
         object.__setattr__(self, "percentiles", (low, high))
+        if self.resample not in RESAMPLE_MODES:
+            raise ConfigError(f"resample must be one of {', '.join(RESAMPLE_MODES)}, got '{self.resample}'")
+        if self.spacing_mm is not None:
+            spacing = tuple(float(v) for v in self.spacing_mm)
+            if len(spacing) != 3 or not all(np.isfinite(v) and v > 0 for v in spacing):
+                raise ConfigError(f"spacing_mm must be 3 positive numbers, got {self.spacing_mm}")
+            object.__setattr__(self, "spacing_mm", spacing)
+        elif self.resample == "spacing":
+            raise ConfigError("resample 'spacing' needs spacing_mm")
+        if self.reference is not None:
+            ref_low, ref_high = (float(v) for v in self.reference)
+            if not (np.isfinite([ref_low, ref_high]).all() and ref_high > ref_low):
+                raise ConfigError(f"reference percentile values ({ref_low:g}, {ref_high:g}) must be finite, low < high")
+            object.__setattr__(self, "reference", (ref_low, ref_high))
+        if not 0.0 <= float(self.foreground_fraction) < 1.0:
+            raise ConfigError(f"foreground_fraction must lie in [0, 1), got {self.foreground_fraction}")
 
     @property
     def uses_percentiles(self) -> bool:
@@ -94,7 +122,14 @@ class PreprocessSettings:
             "layout": "DHW",
             "dtype": "float16",
             "resample": "gaussian prefilter sigma=(factor-1)/2 where shrinking, then linear",
+            "geometry": self.resample,
+            "spacing_mm": list(self.spacing_mm) if self.spacing_mm else None,
+            "foreground": self.foreground_rule(),
+            "reference_values": list(self.reference) if self.reference else None,
         }
+
+    def foreground_rule(self) -> str:
+        return f"above min + {self.foreground_fraction:g} x (99.5th percentile - min)"
 
     @classmethod
     def from_dict(cls, values: dict) -> PreprocessSettings:
@@ -105,7 +140,19 @@ class PreprocessSettings:
             size=int(values["size"]),
             trim_blank=bool(values.get("trim_blank", False)),
             percentiles=tuple(values.get("percentiles") or MRI_PERCENTILES),
+            resample=str(values.get("geometry") or "stretch"),
+            spacing_mm=tuple(values["spacing_mm"]) if values.get("spacing_mm") else None,
+            reference=tuple(values["reference_values"]) if values.get("reference_values") else None,
+            foreground_fraction=_fraction(values.get("foreground")),
         )
+
+
+def _fraction(rule) -> float:
+    """The fraction of a recorded foreground rule ('above min + 0.1 x ...'); old records: the default."""
+    try:
+        return float(str(rule).split("+")[1].split("x")[0])
+    except (IndexError, ValueError):
+        return FOREGROUND_FRACTION
 
 
 # -- one volume -----------------------------------------------------------------------------------
@@ -172,9 +219,15 @@ def axis_lengths(affine: np.ndarray) -> tuple[float, float, float]:
 def map_intensity(array: np.ndarray, settings: PreprocessSettings) -> tuple[np.ndarray, tuple[float, float]]:
     """Physical values -> [-1, 1] (clipped); returns the array and the (low, high) actually used."""
     if settings.uses_percentiles:
-        low, high = foreground_percentiles(array, settings.percentiles)
+        low, high = foreground_percentiles(array, settings.percentiles, settings.foreground_fraction)
     else:
         low, high = settings.window
+        if settings.reference is not None and settings.modality == "mri":
+            # arbitrary units: the window applies once the input's foreground matches the training data's
+            found = foreground_percentiles(array, settings.percentiles, settings.foreground_fraction)
+            scale = (found[1] - found[0]) / (settings.reference[1] - settings.reference[0])
+            low = found[0] + (low - settings.reference[0]) * scale
+            high = found[0] + (high - settings.reference[0]) * scale
     out = np.subtract(array, np.float32(low), dtype=np.float32)
     out *= np.float32(2.0 / (high - low))
     out -= np.float32(1.0)
@@ -185,9 +238,20 @@ def map_intensity(array: np.ndarray, settings: PreprocessSettings) -> tuple[np.n
     return out, (float(low), float(high))
 
 
-def foreground_percentiles(array: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
-    """Percentiles of the non-zero voxels (all voxels if fewer than 1% are non-zero)."""
-    foreground = array[array != 0]
+def foreground_threshold(array: np.ndarray, fraction: float = FOREGROUND_FRACTION) -> float:
+    """The level above which a voxel is foreground: min + ``fraction`` of the way to the 99.5th percentile.
+
+    Background noise (MRI), values like 1e-45 and air stay below it; anatomy lies above it.
+    """
+    low = float(array.min())
+    return low + fraction * (float(np.percentile(array, 99.5)) - low)
+
+
+def foreground_percentiles(
+    array: np.ndarray, percentiles: tuple[float, float], fraction: float = FOREGROUND_FRACTION
+) -> tuple[float, float]:
+    """Percentiles of the foreground voxels (``foreground_threshold``; all voxels if under 1% are foreground)."""
+    foreground = array[array > foreground_threshold(array, fraction)]
     if foreground.size < max(2, array.size // 100):
         foreground = array.ravel()
     low, high = (float(v) for v in np.percentile(foreground, percentiles))
@@ -222,31 +286,83 @@ def resample(array: np.ndarray, size: int) -> np.ndarray:
     return np.clip(out, -1.0, 1.0, out=out)
 
 
+def resample_to_spacing(array: np.ndarray, spacing: tuple, target: tuple, size: int) -> np.ndarray:
+    """(i, j, k) network values at ``spacing`` -> (size, size, size) at ``target`` mm.
+
+    Resampled (Gaussian prefilter where an axis shrinks, then linear), then a size^3 field of view
+    centred on the foreground's centre of mass is cut out, padded with -1 (network background)
+    where it reaches past the scan: the anatomy sits centred, as in data made at a fixed spacing.
+    """
+    factors = np.asarray(target, dtype=np.float64) / np.asarray(spacing, dtype=np.float64)
+    shape = np.maximum(np.rint(np.asarray(array.shape) / factors).astype(int), 1)
+    sigma = np.maximum(factors - 1.0, 0.0) / 2.0
+    if sigma.any():
+        array = ndimage.gaussian_filter(array, sigma, mode="nearest")
+    if tuple(shape) != array.shape:
+        zoom = shape / np.asarray(array.shape)
+        array = ndimage.zoom(array, zoom, order=1, mode="nearest", grid_mode=True, prefilter=False)
+    foreground = array > foreground_threshold(array)
+    centre = ndimage.center_of_mass(foreground) if foreground.any() else (np.asarray(array.shape) - 1) / 2
+    out = np.full((size,) * 3, -1.0, dtype=np.float32)
+    source, placed = [], []
+    for n, middle in zip(array.shape, centre):
+        offset = int(round(middle - (size - 1) / 2))  # source index of the output's first voxel
+        first, last = max(offset, 0), min(offset + size, n)
+        source.append(slice(first, last))
+        placed.append(slice(first - offset, last - offset))
+    out[tuple(placed)] = array[tuple(source)]
+    return np.clip(out, -1.0, 1.0, out=out)
+
+
+def to_network_cube(
+    array: np.ndarray, spacing: tuple[float, float, float], settings: PreprocessSettings
+) -> tuple[np.ndarray, dict]:
+    """A RAS array in physical units -> ((D, H, W) float32 in [-1, 1], details): the one preprocessing.
+
+    Intensity mapping, optional blank-slice trim, then the geometry of ``settings.resample``.
+    Training data, ``encode``, ``evaluate --real`` and the app all go through here.
+    """
+    network, window = map_intensity(array, settings)
+    trimmed = (0, 0)
+    if settings.trim_blank:
+        network, trimmed = trim_blank_slices(network)
+    fov = np.asarray(network.shape) * np.asarray(spacing)
+    if settings.resample == "spacing":
+        cube = resample_to_spacing(network, spacing, settings.spacing_mm, settings.size)
+        output_spacing = np.asarray(settings.spacing_mm)
+    else:
+        cube = resample(network, settings.size)
+        output_spacing = fov / settings.size
+    details = {
+        "window": list(window),
+        "trimmed": trimmed,
+        "output_spacing": [round(float(s), 6) for s in output_spacing],
+    }
+    return np.ascontiguousarray(cube.transpose(2, 1, 0)), details
+
+
 def preprocess_volume(path: str | os.PathLike, settings: PreprocessSettings) -> tuple[np.ndarray, dict]:
     """One NIfTI file -> (float32 (D, H, W) array in [-1, 1], its manifest details); bare-cause VolumeError."""
     try:
         volume = read_canonical(path)
     except SeveralSeriesError as error:
         raise error.with_advice("keep one series per folder") from None
-    array, window = map_intensity(volume.array, settings)
-    canonical_shape, volume.array = list(volume.array.shape), None  # free the physical copy early
-    trimmed = (0, 0)
-    if settings.trim_blank:
-        array, trimmed = trim_blank_slices(array)
-    fov = np.asarray(array.shape) * np.asarray(volume.spacing)
-    network = resample(array, settings.size).transpose(2, 1, 0)
+    canonical_shape = list(volume.array.shape)
+    network, details = to_network_cube(volume.array, volume.spacing, settings)
+    volume.array = None  # free the physical copy early
+    window, trimmed = details["window"], details["trimmed"]
     info = {
         "original_shape": list(volume.source_shape),
         "original_spacing": [round(s, 6) for s in volume.source_spacing],
         "original_orientation": volume.source_orientation,
         "canonical_shape": canonical_shape,
         "output_shape": [settings.size] * 3,
-        "output_spacing": [round(float(s), 6) for s in fov / settings.size],  # along RAS i, j, k
+        "output_spacing": details["output_spacing"],  # along RAS i, j, k
         "window": list(window),
         "percentiles": list(settings.percentiles) if settings.uses_percentiles else None,
         "trimmed_slices": {"inferior": trimmed[0], "superior": trimmed[1]},
     }
-    return np.ascontiguousarray(network), info
+    return network, info
 
 
 def preprocess_file(path: str | os.PathLike, settings: PreprocessSettings) -> tuple[np.ndarray, dict]:

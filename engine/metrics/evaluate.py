@@ -37,18 +37,27 @@ from ..errors import ConfigError
 from ..generate import FastGenerator, GenerationOptions, auto_batch_size, check_part, generate_part
 from ..latent import seeds_to_z
 from ..model import AnyModel, HAGANModel
+from ..model_input import card_preprocessing, foreground_mask
 from ..volume import IntensityMapping
 from .extractors import ExtractorInfo, ExtractorKind, build_extractor
 from .fid import FIDMetric
 from .intensity import CT_TISSUE_BINS, IntensityHistogram, histogram_wasserstein, tissue_counts
 from .mmd import MMDMetric
 from .realset import RealSet, find_real_set
-from .reconstruction import reconstruction_metrics
-from .seams import hagan_seam_period, seam_score, slab_boundaries
-from .ssim import ms_ssim3d
+from .reconstruction import round_trip_metrics
+from .seams import (
+    ADJACENT_JUMP_COMPARES,
+    SEAM_SCORE_COMPARES,
+    adjacent_jump,
+    hagan_seam_period,
+    seam_score,
+    slab_boundaries,
+)
+from .ssim import ms_ssim3d, ms_ssim_scales
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: SSIM on [0, 1], finite seam scores with adjacent jumps, card preprocessing
 HISTOGRAM_BINS = 512
+MAX_WARNINGS = 20
 TISSUE_KEYS = (*CT_TISSUE_BINS, "other", "total")
 ProgressCallback = Callable[[int, int, str], None]  # (done, total, what); may raise to stop the evaluation
 
@@ -106,6 +115,7 @@ class SetStatistics:
     features: list[np.ndarray] = field(default_factory=list)
     ms_ssim: list[float] = field(default_factory=list)
     seams: list[np.ndarray] = field(default_factory=list)
+    adjacent: list[np.ndarray] = field(default_factory=list)  # jumps relative to the adjacent planes
     count: int = 0
     _previous: torch.Tensor | None = None
 
@@ -120,6 +130,7 @@ class SetStatistics:
             for key, value in tissue_counts(physical).items():
                 self.tissue[key] += value
         self.seams.append(seam_score(volume[0, 0], self.boundaries, period=self.period))
+        self.adjacent.append(adjacent_jump(volume[0, 0], self.boundaries))
         if extractor is not None and extractor.module is not None:
             self.features.append(extractor(volume).numpy())
         # disjoint pairs (0, 1), (2, 3), ...: one volume in memory, each volume in at most one pair
@@ -145,6 +156,7 @@ class SetStatistics:
             "tissue": np.array([self.tissue[key] for key in TISSUE_KEYS]),
             "ms_ssim": np.array(self.ms_ssim, dtype=np.float64),
             "seams": np.array(self.seams, dtype=np.float64).reshape(self.count, len(self.boundaries)),
+            "adjacent": np.array(self.adjacent, dtype=np.float64).reshape(self.count, len(self.boundaries)),
             "count": np.array(self.count),
         }
 
@@ -153,6 +165,7 @@ class SetStatistics:
         self.tissue = dict(zip(TISSUE_KEYS, np.asarray(arrays["tissue"], dtype=np.float64).tolist()))
         self.ms_ssim = np.asarray(arrays["ms_ssim"]).tolist()
         self.seams = list(np.asarray(arrays["seams"]))
+        self.adjacent = list(np.asarray(arrays["adjacent"]))
         self.count = int(arrays["count"])
         features = np.asarray(arrays["features"])
         self.features = [features] if features.shape[1] else []
@@ -184,11 +197,11 @@ def evaluate(settings: EvaluationSettings, progress: ProgressCallback | None = N
 
     mark = time.perf_counter()
     real, cache = new_stats(), _cache_path(settings, real_set, model, extractor)
-    cache_hit = _real_statistics(real, real_set, extractor, cache, settings, model, device, tick)
+    cache_hit, real_warnings = _real_statistics(real, real_set, extractor, cache, settings, model, device, tick)
     timings["real_set"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    fake, paired_full, paired_stitched = _generate(model, settings, extractor, new_stats, tick)
+    fake, paired = _generate(model, settings, extractor, new_stats, tick)
     timings["generation"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -196,7 +209,7 @@ def evaluate(settings: EvaluationSettings, progress: ProgressCallback | None = N
     timings["reconstruction"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    metrics = _metrics(real, fake, extractor, paired_full, paired_stitched, card.intensity, reconstruction)
+    metrics = _metrics(real, fake, extractor, paired, card.intensity, reconstruction, resolution)
     timings["metrics"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
     return {
@@ -219,6 +232,10 @@ def evaluate(settings: EvaluationSettings, progress: ProgressCallback | None = N
             "fingerprint": real_set.fingerprint(),
             "cache": {"file": str(cache) if cache else None, "hit": cache_hit},
         },
+        "preprocessing": {
+            "real_set": _real_preprocessing(real_set, card),
+            "warnings": real_warnings[:MAX_WARNINGS],
+        },
         "extractor": extractor.to_dict(),
         "metrics": metrics,
         "notes": _notes(real, fake, extractor, settings, model),
@@ -227,17 +244,21 @@ def evaluate(settings: EvaluationSettings, progress: ProgressCallback | None = N
     }
 
 
-def _real_statistics(stats, real_set, extractor, cache, settings, model, device, tick) -> bool:
-    """Fill ``stats`` from the cache (returns True) or from the real files (then writes the cache)."""
+def _real_statistics(stats, real_set, extractor, cache, settings, model, device, tick) -> tuple[bool, list[str]]:
+    """Fill ``stats`` from the cache (True) or from the real files (then writes the cache); and the
+    warnings preprocessing gave about real volumes."""
+    warnings: list[str] = []
     if cache is not None and _read_cache(cache, stats):
-        return True
+        return True, warnings
     progress = tqdm(range(len(real_set)), desc="real set", unit="vol", file=sys.stderr, disable=not settings.progress)
     for index in progress:
         tick(index, len(real_set), f"real set {index + 1}/{len(real_set)}")
-        stats.add(real_set.load(index, model.config.resolution, model.card.intensity).to(device), extractor)
+        volume, found = real_set.prepare(index, model.card)
+        warnings += found
+        stats.add(volume.to(device), extractor)
     if cache is not None:
         _write_cache(cache, stats)
-    return False
+    return False, warnings
 
 
 def _generate(model: AnyModel, settings: EvaluationSettings, extractor: ExtractorInfo, new_stats, tick):
@@ -251,7 +272,7 @@ def _generate(model: AnyModel, settings: EvaluationSettings, extractor: Extracto
     batch = settings.batch_size or auto_batch_size(model, "full", count, GenerationOptions())
     runner = FastGenerator(model.generator) if model.hierarchical else _WholeVolume(model)
     seam_count = min(settings.seam_samples, count) if model.hierarchical else 0
-    full_scores, stitched_scores = [], []
+    paired: dict[str, list[np.ndarray]] = {"full": [], "stitched": [], "full_adjacent": [], "stitched_adjacent": []}
     seeds = list(range(settings.seed_start, settings.seed_start + count))
     progress = tqdm(total=count, desc="generating", unit="vol", file=sys.stderr, disable=not settings.progress)
     for first in range(0, count, batch):
@@ -266,11 +287,13 @@ def _generate(model: AnyModel, settings: EvaluationSettings, extractor: Extracto
         for index, volume in enumerate(volumes):
             stats.add(volume[None], extractor)
             if index < wanted:
-                full_scores.append(stats.seams[-1])
-                stitched_scores.append(seam_score(stitched[index, 0], stats.boundaries, period=stats.period))
+                paired["full"].append(stats.seams[-1])
+                paired["full_adjacent"].append(stats.adjacent[-1])
+                paired["stitched"].append(seam_score(stitched[index, 0], stats.boundaries, period=stats.period))
+                paired["stitched_adjacent"].append(adjacent_jump(stitched[index, 0], stats.boundaries))
             progress.update()
     progress.close()
-    return stats, full_scores, stitched_scores
+    return stats, paired
 
 
 class _WholeVolume:
@@ -292,19 +315,29 @@ def _reconstruction(model: HAGANModel, real_set: RealSet, settings: EvaluationSe
     if not model.has_encoders or count == 0 or model.config.num_class:
         return None
     runner = FastGenerator(model.generator)
-    values: dict[str, list[float]] = {"psnr": [], "ssim": [], "nmse": []}
+    values: dict[str, list[float]] = {}
     for index in tqdm(range(count), desc="reconstruction", unit="vol", file=sys.stderr, disable=not settings.progress):
         tick(index, count, f"reconstruction {index + 1}/{count}")
-        volume = real_set.load(index, model.config.resolution, model.card.intensity).to(device)
+        volume = real_set.load(index, model.card)
         with torch.inference_mode():
-            rebuilt = runner.full(runner.features(model.encode(volume)))
-        for key, value in reconstruction_metrics(volume, rebuilt).items():
-            values[key].append(float(value[0]))
+            rebuilt = runner.full(runner.features(model.encode(volume.to(device)))).float().cpu()
+        mask = foreground_mask(volume[0, 0])[None, None]
+        for key, value in round_trip_metrics(volume, rebuilt, mask).items():
+            values.setdefault(key, []).append(value)
     summary = {key: _mean_std(value) for key, value in values.items()}
-    return {"psnr_db": summary["psnr"], "ssim": summary["ssim"], "nmse": summary["nmse"], "volumes": count}
+    return {
+        "psnr_db": summary.pop("psnr"),
+        "ssim": summary.pop("ssim"),
+        "nmse": summary.pop("nmse"),
+        "volumes": count,
+        "data": "network [-1, 1] mapped to [0, 1], data range 1",
+        "baselines": "blank: a constant background (0 on [0, 1]); mean: the original's mean over the region",
+        "foreground": "voxels above " + card_preprocessing(model.card).foreground_rule() + ", on the original",
+        **summary,
+    }
 
 
-def _metrics(real, fake, extractor, paired_full, paired_stitched, intensity, reconstruction) -> dict:
+def _metrics(real, fake, extractor, paired, intensity, reconstruction, resolution: int) -> dict:
     real_features, fake_features = real.feature_matrix(), fake.feature_matrix()
     with_features = real_features is not None and fake_features is not None
     tissue_real, tissue_fake = real.tissue_fractions(), fake.tissue_fractions()
@@ -316,17 +349,26 @@ def _metrics(real, fake, extractor, paired_full, paired_stitched, intensity, rec
             "real": _mean_std(real.ms_ssim),
             "pairs_generated": len(fake.ms_ssim),
             "pairs_real": len(real.ms_ssim),
+            **ms_ssim_scales((resolution,) * 3),
         },
         "seam_score": {
             "boundaries": fake.boundaries,
             "period": fake.period,
-            "samples": len(paired_full),
-            "full": _mean_std([float(np.mean(s)) for s in paired_full]),
-            "stitched": _mean_std([float(np.mean(s)) for s in paired_stitched]),
-            "per_boundary_full": _column_means(paired_full),
-            "per_boundary_stitched": _column_means(paired_stitched),
+            "compares": SEAM_SCORE_COMPARES,
+            "samples": len(paired["full"]),
+            "full": _mean_std([float(np.mean(s)) for s in paired["full"]]),
+            "stitched": _mean_std([float(np.mean(s)) for s in paired["stitched"]]),
+            "per_boundary_full": _column_means(paired["full"]),
+            "per_boundary_stitched": _column_means(paired["stitched"]),
             "full_all_samples": _mean_std([float(np.mean(s)) for s in fake.seams]),
             "real": _mean_std([float(np.mean(s)) for s in real.seams]),
+        },
+        "adjacent_jump": {
+            "compares": ADJACENT_JUMP_COMPARES,
+            "full": _mean_std([float(np.mean(s)) for s in paired["full_adjacent"]]),
+            "stitched": _mean_std([float(np.mean(s)) for s in paired["stitched_adjacent"]]),
+            "full_all_samples": _mean_std([float(np.mean(s)) for s in fake.adjacent]),
+            "real": _mean_std([float(np.mean(s)) for s in real.adjacent]),
         },
         "intensity": {
             "unit": intensity.unit,
@@ -344,6 +386,19 @@ def _metrics(real, fake, extractor, paired_full, paired_stitched, intensity, rec
             "abs_difference": {key: abs(tissue_real[key] - tissue_fake[key]) for key in tissue_real},
         },
         "reconstruction": reconstruction,
+    }
+
+
+def _real_preprocessing(real_set: RealSet, card) -> dict:
+    """How the real volumes were made ready: the card's record (NIfTI) or the arrays as stored (.npy)."""
+    record = card_preprocessing(card).to_dict()
+    if real_set.kind != "npy":
+        return {"source": "the model card's preprocessing record, applied to each NIfTI file or DICOM series", **record}
+    stored = real_set.stored.to_dict() if real_set.stored is not None else "network range as stored"
+    return {
+        "source": "preprocessed .npy arrays, remapped to the model's window where the manifest records another",
+        "stored_window": stored,
+        "model_record": record,
     }
 
 
@@ -379,6 +434,7 @@ def _cache_path(settings: EvaluationSettings, real_set: RealSet, model: HAGANMod
             "files": real_set.fingerprint(),
             "resolution": model.config.resolution,
             "intensity": model.card.intensity.to_dict(),
+            "preprocessing": card_preprocessing(model.card).to_dict(),
             "ct": model.card.modality == "ct" or model.card.intensity.unit.upper() == "HU",
             "extractor": extractor.kind.value,
             "weights": extractor.weights_hash,
@@ -440,8 +496,8 @@ def _column_means(rows: list[np.ndarray]) -> list[float] | None:
     return np.mean(np.stack(rows), axis=0).tolist() if rows else None
 
 
-def _json_bound(value: float) -> float | None:
-    return None if math.isinf(value) else value
+def _json_bound(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)  # an open bin: "-inf" / "inf"
 
 
 def _seed_range(settings: EvaluationSettings) -> str:
@@ -449,11 +505,12 @@ def _seed_range(settings: EvaluationSettings) -> str:
 
 
 def json_ready(value):
-    """Non-finite floats -> None (strict JSON), recursively."""
+    """Strict JSON without nulls, recursively: keys whose value is None (not applicable, the notes say
+    why) are left out; a non-finite float (none is expected) becomes the string "inf", "-inf" or "nan"."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return value if math.isfinite(value) else str(value)
     if isinstance(value, dict):
-        return {key: json_ready(item) for key, item in value.items()}
+        return {key: json_ready(item) for key, item in value.items() if item is not None}
     if isinstance(value, list | tuple):
         return [json_ready(item) for item in value]
     return value
@@ -471,17 +528,20 @@ def format_table(report: dict) -> str:
     m, ex = report["metrics"], report["extractor"]
     number = lambda v, f="{:.4g}": "-" if v is None else f.format(v)  # noqa: E731
     stat = lambda s: "-" if s is None else f"{s['mean']:.4g} ± {s['std']:.2g}"  # noqa: E731
-    seams, ms, inten = m["seam_score"], m["ms_ssim"], m["intensity"]
+    seams, adjacent, ms, inten = m["seam_score"], m["adjacent_jump"], m["ms_ssim"], m["intensity"]
+    scales = f"{ms['scales']} scales{'' if ms['standard'] else ', weights renormalised'}"
     unit = f" {inten['unit']}" if inten["unit"] else ""
     label = ex["name"] if not ex["features"] else f"{ex['name']}, {ex['features']}-d"
     rows = [
         (f"FID ({label})", number(m["fid"])),
         (f"MMD² ({label})", number(m["mmd2"], "{:.4g}")),
-        ("MS-SSIM generated (diversity)", f"{stat(ms['generated'])}  ({ms['pairs_generated']} pairs)"),
+        ("MS-SSIM generated (diversity)", f"{stat(ms['generated'])}  ({ms['pairs_generated']} pairs, {scales})"),
         ("MS-SSIM real", f"{stat(ms['real'])}  ({ms['pairs_real']} pairs)"),
         (f"seam score full ({seams['samples']} latents)", stat(seams["full"])),
         (f"seam score stitched ({seams['samples']} latents)", stat(seams["stitched"])),
         ("seam score real", stat(seams["real"])),
+        ("jump / adjacent planes full / stitched", f"{stat(adjacent['full'])} / {stat(adjacent['stitched'])}"),
+        ("jump / adjacent planes real", stat(adjacent["real"])),
         (f"intensity W1{unit}", number(inten["wasserstein1"])),
         (f"mean intensity real / generated{unit}", f"{number(inten['mean_real'])} / {number(inten['mean_generated'])}"),
     ]
@@ -497,6 +557,15 @@ def format_table(report: dict) -> str:
             (f"reconstruction PSNR dB ({rec['volumes']} vols)", stat(rec["psnr_db"])),
             ("reconstruction SSIM", stat(rec["ssim"])),
             ("reconstruction NMSE", stat(rec["nmse"])),
+            ("  foreground PSNR dB / SSIM", f"{stat(rec['foreground_psnr'])} / {stat(rec['foreground_ssim'])}"),
+            (
+                "  blank baseline foreground PSNR / SSIM",
+                f"{stat(rec['foreground_blank_psnr'])} / {stat(rec['foreground_blank_ssim'])}",
+            ),
+            (
+                "  mean baseline foreground PSNR / SSIM",
+                f"{stat(rec['foreground_mean_psnr'])} / {stat(rec['foreground_mean_ssim'])}",
+            ),
         ]
     width = max(len(name) for name, _ in rows)
     model, real_set = report["model"], report["real_set"]

@@ -93,7 +93,8 @@ def build_extractor(
     return ExtractorInfo(
         kind,
         module.to(device).eval(),
-        "Med3D (MedicalNet) 3-D ResNet-50, global average pooled, inputs as-is in [-1, 1]",
+        "Med3D (MedicalNet) 3-D ResNet-50, global average pooled; inputs as HA-GAN evaluated: network range "
+        "[-1, 1], (D, H, W) = RAS (k, j, i), no MedicalNet z-scoring",
         MED3D_FEATURES,
         str(path),
         digest,

@@ -54,9 +54,30 @@ def frechet_distance(
         covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
         if covmean is None:
             raise ConfigError("the matrix square root of the covariance product did not converge")
-    # A small imaginary part is numerical noise of sqrtm on a (nearly) singular product.
-    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean).real
+    covmean = _real_part(covmean)
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean)
     return float(max(value, 0.0))
+
+
+IMAGINARY_TOLERANCE = 1e-3  # relative to the largest |entry| of the square root
+
+
+def _real_part(root: np.ndarray) -> np.ndarray:
+    """The real part of a matrix square root; an error when the imaginary part is not numerical noise.
+
+    The product of two covariance matrices has real non-negative eigenvalues, so a root with a
+    sizeable imaginary part means the statistics are broken (e.g. NaN-free but non-PSD inputs).
+    """
+    if not np.iscomplexobj(root):
+        return root
+    scale = max(float(np.abs(root.real).max()), np.finfo(np.float64).tiny)
+    imaginary = float(np.abs(root.imag).max())
+    if imaginary > IMAGINARY_TOLERANCE * scale:
+        raise ConfigError(
+            f"the matrix square root of the covariance product has an imaginary part of {imaginary:.3g} "
+            f"({imaginary / scale:.2g} of its largest entry): the feature statistics are not valid covariances"
+        )
+    return root.real
 
 
 def _sqrtm(matrix: np.ndarray) -> np.ndarray | None:

@@ -9,6 +9,13 @@ The segmentation head is replaced by global average pooling: 2048 features per v
 Parameter names are those of MedicalNet's weight files (``conv1.weight``, ``layer1.0.bn1.weight``,
 ``layer1.0.downsample.0.weight`` ...), which store ``{'state_dict': {'module.' + name: tensor}}``.
 No weights ship with the engine and none are downloaded: users give the file.
+
+Input convention (HA-GAN's evaluation protocol, not MedicalNet's training normalisation): volumes
+go in as the generator makes them, (N, 1, D, H, W) float32 in the network range [-1, 1], with
+(D, H, W) = the RAS (k, j, i) axes of the NIfTI (axial planes along D). MedicalNet itself was
+trained on volumes z-scored per scan over the foreground; like the reference evaluation, no such
+normalisation is applied here, so FIDs compare with HA-GAN's published protocol, not with
+features of MedicalNet's own training inputs.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from ..errors import CheckpointError
 
 RESNET50_LAYERS = (3, 4, 6, 3)
 FEATURES = 2048
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_MAGIC = b"\x80"  # legacy (pre-1.6) torch.save files start with a binary pickle
 
 
 class Bottleneck3d(nn.Module):
@@ -96,21 +105,38 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def read_med3d_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A MedicalNet weight file -> backbone state dict ('module.' stripped, conv_seg.* dropped)."""
+    """A MedicalNet weight file -> backbone state dict ('module.' stripped, conv_seg.* dropped).
+
+    Read with ``torch.load(weights_only=True)`` only; a file that is not one gives one line naming
+    the cause (never torch's advice to unpickle it anyway).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such weights file")
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC)):
+        kind = "an HTML page, a failed download?" if head.lstrip().startswith(b"<") else "empty" if not head else ""
+        raise CheckpointError(f"{path}: not a PyTorch weights file{f' ({kind})' if kind else ''}")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for damaged or foreign files
-        lines = str(error).strip().splitlines()
-        cause = lines[0][:200] if lines else type(error).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch weights file ({cause})") from None
+        raise CheckpointError(f"{path}: {_load_cause(error)}") from None
     state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: holds no state dict of tensors (expected {{'state_dict': ...}})")
     state = {key.removeprefix("module."): value for key, value in state.items()}
     return {key: value for key, value in state.items() if not key.startswith("conv_seg.")}
+
+
+def _load_cause(error: Exception) -> str:
+    text = str(error)
+    if "Weights only load failed" in text:
+        return "holds Python objects other than tensors; refusing to unpickle it (weights-only loading)"
+    if "central directory" in text or "EOF" in text or isinstance(error, EOFError):
+        return "truncated or damaged file; download it again"
+    lines = [line for line in text.strip().splitlines() if "weights_only" not in line]
+    return f"not a readable PyTorch weights file ({lines[0][:200] if lines else type(error).__name__})"
 
 
 def load_med3d_weights(model: Med3DResNet, path: str | os.PathLike) -> str:

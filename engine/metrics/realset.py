@@ -3,11 +3,10 @@
 Every volume comes out as the network sees its own samples: a (1, 1, S, S, S) float32 tensor in
 [-1, 1], (D, H, W) = NIfTI (k, j, i) after reorienting to RAS.
 
-- NIfTI (``.nii``/``.nii.gz``): read with ``load_nifti`` (physical units), reoriented to RAS,
-  mapped with the model card's intensity mapping and clipped to [-1, 1], then resampled to S^3
-  (area averaging when every axis shrinks, trilinear otherwise; the aspect ratio is not kept).
-- DICOM: each sub-folder holding one series is one volume, read with ``read_volume`` and then
-  treated as a NIfTI file.
+- NIfTI (``.nii``/``.nii.gz``): preprocessed as the model's training data was, by the model
+  card's preprocessing record (``engine.model_input.prepare_scan``: window or percentiles,
+  foreground rule, blank-slice trim, spacing), exactly as ``encode`` does.
+- DICOM: each sub-folder holding one series is one volume, preprocessed the same way.
 - ``.npy`` (the preprocessing output): float16/float32 arrays already in network layout and range;
   with a ``manifest.json`` the files it lists are used, otherwise every ``*.npy`` in the folder.
   When the manifest records an intensity window that differs from the model's, values are
@@ -22,14 +21,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..card import ModelCard
 from ..dicom_read import SeveralSeriesError
 from ..errors import ConfigError, VolumeError
-from ..reading import is_volume_source, read_volume
+from ..model_input import prepare_scan
+from ..reading import is_volume_source
 from ..volume import IntensityMapping
 
 MANIFEST = "manifest.json"
@@ -57,16 +57,23 @@ class RealSet:
             digest.update(f"|{path.relative_to(self.folder)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
         return "sha256:" + digest.hexdigest()
 
-    def load(self, index: int, resolution: int, intensity: IntensityMapping) -> torch.Tensor:
-        """Volume ``index`` as a (1, 1, S, S, S) float32 tensor in [-1, 1]."""
-        path = self.files[index]
-        if self.kind == "npy":
-            array = _load_npy(path)
-            if self.stored is not None and self.stored != intensity:
-                array = np.clip(intensity.to_network(self.stored.to_physical(array)), -1.0, 1.0).astype(np.float32)
-        else:
-            array = _load_nifti_network(path, intensity)
-        return resample_cube(torch.from_numpy(array)[None, None], resolution)
+    def load(self, index: int, card: ModelCard) -> torch.Tensor:
+        """Volume ``index`` as a (1, 1, S, S, S) float32 tensor in [-1, 1], ready for ``card``'s model."""
+        return self.prepare(index, card)[0]
+
+    def prepare(self, index: int, card: ModelCard) -> tuple[torch.Tensor, list[str]]:
+        """Volume ``index`` for ``card``'s model, and one-line warnings about it (NIfTI files only)."""
+        path, resolution, intensity = self.files[index], card.config.resolution, card.intensity
+        if self.kind != "npy":  # NIfTI files and DICOM series folders
+            try:
+                prepared = prepare_scan(path, card, strict=False)
+            except SeveralSeriesError as error:
+                raise error.with_advice("a real set takes one series per folder") from None
+            return prepared.volume, prepared.warnings
+        array = _load_npy(path)
+        if self.stored is not None and self.stored != intensity:
+            array = np.clip(intensity.to_network(self.stored.to_physical(array)), -1.0, 1.0).astype(np.float32)
+        return resample_cube(torch.from_numpy(array)[None, None], resolution), []
 
 
 def find_real_set(folder: str | os.PathLike) -> RealSet:
@@ -148,17 +155,3 @@ def _load_npy(path: Path) -> np.ndarray:
     if not np.isfinite(array).all():
         raise VolumeError(f"{path}: holds NaN or infinite values")
     return array
-
-
-def _load_nifti_network(path: Path, intensity: IntensityMapping) -> np.ndarray:
-    """A NIfTI file or DICOM series folder -> (D, H, W) float32 in [-1, 1] by the model's mapping, RAS order."""
-    try:
-        volume = read_volume(path)
-    except SeveralSeriesError as error:
-        raise error.with_advice("a real set takes one series per folder") from None
-    to_ras = nib.orientations.ornt_transform(
-        nib.orientations.io_orientation(volume.affine), nib.orientations.axcodes2ornt("RAS")
-    )
-    array = nib.orientations.apply_orientation(volume.array, to_ras)
-    network = np.clip(intensity.to_network(array), -1.0, 1.0).transpose(2, 1, 0)
-    return np.ascontiguousarray(network, dtype=np.float32)

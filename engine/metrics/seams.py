@@ -3,7 +3,11 @@
 For a boundary plane b (the step from slice b-1 to slice b along ``axis``), the jump is the
 mean absolute difference between those two slices. The reference is the same quantity for the
 ``neighbours`` steps on each side of b (every ``period`` planes) that lie inside the slabs.
-score = jump / reference, so a volume without seams scores about 1, a visible seam well above 1.
+score = (jump + floor) / (reference + floor), so a volume without seams scores about 1, a visible seam well
+above 1. The floor (``STEP_FLOOR``, 0.05% of the [-1, 1] range) keeps the score finite where the
+reference planes are flat: a thin object on a boundary over a flat background scores high, not inf.
+``adjacent_jump`` is a second, stricter number: the jump relative to the steps just before and
+after the boundary (b-1 and b+1), i.e. whether the boundary stands out from its own neighbourhood.
 It needs nothing but the volume: volumes from any generator can be checked.
 """
 
@@ -15,6 +19,15 @@ import torch
 from ..errors import ConfigError
 
 SLABS = 8  # HA-GAN's G^H is trained on slabs S/8 thick: 8 slabs per volume
+STEP_FLOOR = 1e-3  # network units: added to every reference step, so scores stay finite
+SEAM_SCORE_COMPARES = (
+    "(mean |slice b - slice b-1| at each slab boundary b + f) / (mean of the same at in-slab planes "
+    f"b +- k*period, k = 1..3, + f), f = {STEP_FLOOR:g}; 1 = no seam"
+)
+ADJACENT_JUMP_COMPARES = (
+    f"(mean |slice b - slice b-1| at each slab boundary b + f) / (mean of the steps at b-1 and b+1 + f), "
+    f"f = {STEP_FLOOR:g}; 1 = no seam"
+)
 
 
 def slab_boundaries(resolution: int, slabs: int = SLABS) -> list[int]:
@@ -43,7 +56,7 @@ def plane_steps(volume, axis: int = 0) -> np.ndarray:
 
 
 def seam_score(
-    volume, boundaries, axis: int = 0, neighbours: int = 3, period: int = 1, eps: float = 1e-12
+    volume, boundaries, axis: int = 0, neighbours: int = 3, period: int = 1, floor: float = STEP_FLOOR
 ) -> np.ndarray:
     """Per-boundary seam scores (jump / mean jump of the nearby in-slab steps); 1.0 means no seam.
 
@@ -53,7 +66,7 @@ def seam_score(
     end and at other boundaries. ``period`` > 1 compares like with like in volumes with a periodic
     texture: HA-GAN's G^H upsamples twice by 2, so its steps follow a period of 4 slices and
     boundaries (multiples of S/8) all fall on the same phase (``hagan_seam_period``).
-    A flat neighbourhood with no jump scores 1; a jump next to flat planes scores inf.
+    ``floor`` is added to jump and reference, so a jump next to flat planes scores (jump + floor) / floor.
     """
     steps = plane_steps(volume, axis)
     depth = len(steps)
@@ -76,10 +89,20 @@ def seam_score(
         if not inside:
             raise ConfigError(f"boundary {b} has no in-slab neighbours (boundaries too close together)")
         jump, reference = steps[b], float(np.mean(inside))
-        if reference <= eps:
-            scores.append(1.0 if jump <= eps else float("inf"))
-        else:
-            scores.append(float(jump / reference))
+        scores.append(float((jump + floor) / (reference + floor)))
+    return np.asarray(scores)
+
+
+def adjacent_jump(volume, boundaries, axis: int = 0, floor: float = STEP_FLOOR) -> np.ndarray:
+    """Per-boundary jump relative to the adjacent steps (b-1 and b+1, those inside the volume); finite."""
+    steps = plane_steps(volume, axis)
+    depth, scores = len(steps), []
+    for b in (int(b) for b in boundaries):
+        if not 0 < b < depth:
+            raise ConfigError(f"boundary planes must lie in 1..{depth - 1} along axis {axis}, got {b}")
+        around = [steps[p] for p in (b - 1, b + 1) if 0 < p < depth]
+        reference = float(np.mean(around)) if around else 0.0
+        scores.append(float((steps[b] + floor) / (reference + floor)))
     return np.asarray(scores)
 
 

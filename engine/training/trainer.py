@@ -339,6 +339,7 @@ class Trainer:
             spacing_mm=tuple(summary.get("spacing_mm", summary.get("spacing", (1.0, 1.0, 1.0)))),
             source=f"trained with engine {__version__} (python -m engine train)",
             training=training,
+            preprocessing=dict(summary.get("preprocessing") or {}),
         )
         return save_model(self.make_model(card), path, dtype)
 
