@@ -24,7 +24,6 @@ from .errors import ConfigError, EngineError
 from .generate import (
     DEFAULT_BUDGET_MB,
     PARTS,
-    PRECISIONS,
     FastGenerator,
     GenerationOptions,
     SampleRequest,
@@ -36,6 +35,7 @@ from .generate import (
 )
 from .latent import parse_seeds
 from .nifti import is_nifti_path, load_nifti, save_nifti
+from .precision import PRECISION_CHOICES
 from .volume import IntensityMapping
 
 
@@ -147,7 +147,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.add_argument(
-        "--precision", choices=tuple(PRECISIONS), default="fp32", help="bf16/fp16 on GPUs only (default fp32)"
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="fp32: exact (strict on CUDA); tf32: CUDA's fast float32; bf16: GPUs and CPUs with bf16 "
+        "instructions; fp16: GPUs (default auto: tf32 on CUDA, fp32 elsewhere); the sidecar records it",
     )
     parser.add_argument(
         "--memory-budget",

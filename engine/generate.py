@@ -23,11 +23,11 @@ from .errors import ConfigError
 from .latent import lerp, seed_to_z, slerp, truncate
 from .model import AnyModel, SplitShuffleModel
 from .models.hagan import Generator
+from .precision import PRECISIONS, math_mode, resolve_precision
 from .subpixel import conv3d_chunked, group_norm_relu_, phase_kernels, upsample_conv3d
 from .volume import RAW, Volume, generated_affine
 
 PARTS = ("full", "anchor", "slab", "stitched")
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_BUDGET_MB = 256
 
 
@@ -36,6 +36,8 @@ class FastGenerator:
 
     ``budget_mb`` bounds the temporaries of each convolution (the chunk thickness along D is
     chosen from it); ``chunk_rows`` fixes that thickness instead. The result depends on neither.
+    ``precision`` (see ``engine.precision``) sets the dtype of the arithmetic; callers run the
+    methods inside ``math_mode(runner.precision, device)`` for CUDA's TF32 switches.
 
     The sub-pixel kernels need dense 3x3x3 convolutions: for a generator with Split&Shuffle
     blocks (``config.blocks`` not "dense") every method simply runs the generator's own
@@ -46,16 +48,16 @@ class FastGenerator:
         self,
         generator: Generator,
         budget_mb: float = DEFAULT_BUDGET_MB,
-        precision: str = "fp32",
+        precision: str = "auto",
         chunk_rows: int | None = None,
     ):
-        check_options(budget_mb, precision, next(generator.parameters()).device)
+        self.precision = check_options(budget_mb, precision, next(generator.parameters()).device)
         self.subpixel = generator.config.blocks == "dense"
         self.generator = generator
         self.config = generator.config
         self.budget = int(budget_mb * (1 << 20))
         self.rows = chunk_rows
-        self.dtype = PRECISIONS[precision]
+        self.dtype = PRECISIONS[self.precision]
         self._upsampled = {f"tp_conv{i}" for i in generator.upsample_before} | {"tp_conv6", "tp_conv7"}
 
     @torch.inference_mode()
@@ -72,7 +74,14 @@ class FastGenerator:
     @torch.inference_mode()
     def anchor(self, features: torch.Tensor) -> torch.Tensor:
         """G^L works at S/4 without upsampling: the features were the expensive part."""
-        return self.generator.anchor(features.float())
+        head = self.generator.sub_G
+        if not self.subpixel:
+            return head(features.float())
+        x = features.to(self.dtype)
+        for i in (1, 2):
+            x = self._conv(f"sub_G.tp_conv{i}", x)
+            self._norm_relu(getattr(head, f"bn{i}"), x)
+        return self._conv("sub_G.tp_conv3", x).tanh_().float()
 
     @torch.inference_mode()
     def high_res(self, features: torch.Tensor) -> torch.Tensor:
@@ -119,14 +128,11 @@ class FastGenerator:
         group_norm_relu_(x, norm.num_groups, norm.weight, norm.bias, norm.eps, self.rows or 16, bordered)
 
 
-def check_options(budget_mb: float, precision: str, device: torch.device) -> None:
-    """Refuse generation settings that cannot work, before any work."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
-    if precision != "fp32" and device.type == "cpu":
-        raise ConfigError(f"{precision} is for GPUs; use fp32 on the CPU")
+def check_options(budget_mb: float, precision: str, device: torch.device) -> str:
+    """Refuse generation settings that cannot work, before any work; returns the precision resolved."""
     if budget_mb <= 0:
         raise ConfigError(f"memory budget must be positive, got {budget_mb} MB")
+    return resolve_precision(precision, device)
 
 
 def check_part(model: AnyModel, part: str) -> None:
@@ -155,33 +161,40 @@ def generate_part(
     labels: torch.Tensor | None = None,
     reference: bool = False,
     budget_mb: float = DEFAULT_BUDGET_MB,
-    precision: str = "fp32",
+    precision: str = "auto",
 ) -> torch.Tensor:
-    """Latents (N, latent_dim) -> one part of the hierarchy, (N, 1, D, H, W) float32 in [-1, 1]."""
+    """Latents (N, latent_dim) -> one part of the hierarchy, (N, 1, D, H, W) float32 in [-1, 1].
+
+    ``reference``: the networks' straightforward forward pass (under autocast for bf16/fp16).
+    """
     check_part(model, part)
+    precision = check_options(budget_mb, precision, model.device)
+    dtype = PRECISIONS[precision]
     if not model.hierarchical:
-        return _generate_whole(model, z, labels, budget_mb, precision)
+        return _generate_whole(model, z, labels, precision)
     g = model.generator
     if part == "slab":
         g.check_slab_start(slab_start)  # fail before the expensive feature pass
     runner = g if reference else FastGenerator(g, budget_mb, precision)
-    with torch.inference_mode():
+    device = model.device
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=reference and dtype != torch.float32)
+    with torch.inference_mode(), math_mode(precision, device), autocast:
         features = runner.features(z.to(model.device), None if labels is None else labels.to(model.device))
         if part == "anchor":
-            return runner.anchor(features)
+            return runner.anchor(features).float()
         if part == "slab":
-            return runner.slab(features, slab_start)
+            return runner.slab(features, slab_start).float()
         if part == "stitched":
-            return runner.stitched(features)
-        return runner.full(features)
+            return runner.stitched(features).float()
+        return runner.full(features).float()
 
 
-def _generate_whole(model: SplitShuffleModel, z, labels, budget_mb: float, precision: str) -> torch.Tensor:
-    """A one-piece generator's volumes (its own forward pass; autocast for bf16/fp16 on a GPU)."""
+def _generate_whole(model: SplitShuffleModel, z, labels, precision: str) -> torch.Tensor:
+    """A one-piece generator's volumes (its own forward pass; autocast for bf16/fp16)."""
     device = model.device
-    check_options(budget_mb, precision, device)
     dtype = PRECISIONS[precision]
-    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+    with torch.inference_mode(), math_mode(precision, device), autocast:
         return model.generator(z.to(device), None if labels is None else labels.to(device)).float()
 
 
@@ -211,11 +224,12 @@ class SampleRequest:
 
 @dataclass(frozen=True)
 class GenerationOptions:
-    """How to compute, never what: every choice gives the same volume (to float precision)."""
+    """How to compute, never what: every choice gives the same volume, to the rounding of ``precision``
+    (``auto``: exact fp32, TF32 on CUDA; see ``engine.precision``)."""
 
     reference: bool = False
     budget_mb: float = DEFAULT_BUDGET_MB
-    precision: str = "fp32"
+    precision: str = "auto"
     batch_size: int = 1
 
 
@@ -232,6 +246,7 @@ def sample_volumes(
     if options.batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {options.batch_size}")
     latent_dim = model.card.config.latent_dim
+    precision = check_options(options.budget_mb, options.precision, model.device)
     batch: list[SampleRequest] = []
     for request in [*requests, None]:
         same_kind = batch and request is not None and _batch_key(request) == _batch_key(batch[0])
@@ -240,10 +255,10 @@ def sample_volumes(
             first = batch[0]
             labels = None if first.label is None else torch.full((len(batch),), first.label)
             tensors = generate_part(
-                model, z, first.part, first.slab_start, labels, options.reference, options.budget_mb, options.precision
+                model, z, first.part, first.slab_start, labels, options.reference, options.budget_mb, precision
             )
             for r, tensor in zip(batch, tensors):
-                yield to_volume(model, r, tensor)
+                yield to_volume(model, r, tensor, precision, options.reference)
             batch = []
         if request is not None:
             batch.append(request)
@@ -299,12 +314,23 @@ def interpolation_requests(
     return requests
 
 
+def subpixel_path(model: AnyModel) -> bool:
+    """Whether the default path of this model is FastGenerator's sub-pixel one (dense HA-GAN generators)."""
+    return model.hierarchical and model.config.blocks == "dense"
+
+
 def _batch_key(request: SampleRequest) -> tuple:
     return (request.part, request.slab_start, request.label)
 
 
-def to_volume(model: AnyModel, request: SampleRequest, tensor: torch.Tensor) -> Volume:
-    """One generated tensor (1, D, H, W) as a Volume with the part's affine, units and provenance."""
+def to_volume(
+    model: AnyModel, request: SampleRequest, tensor: torch.Tensor, precision: str, reference: bool = False
+) -> Volume:
+    """One generated tensor (1, D, H, W) as a Volume with the part's affine, units and provenance.
+
+    The provenance names how it was computed: ``precision`` (fp32 exact, tf32, bf16, fp16) and the
+    path (``sub-pixel`` or the networks' ``straightforward`` forward pass).
+    """
     card = model.card
     affine = generated_affine(card.config.resolution, card.spacing_mm, request.part, request.slab_start)
     provenance = {
@@ -321,5 +347,7 @@ def to_volume(model: AnyModel, request: SampleRequest, tensor: torch.Tensor) -> 
         "class_label": request.label,
         "operation": request.part if request.part != "slab" else f"slab(start={request.slab_start})",
         "intensity": "physical" if request.physical else "raw",
+        "precision": precision,
+        "path": "straightforward" if reference or not subpixel_path(model) else "sub-pixel",
     }
     return Volume.from_network(tensor[0], affine, card.intensity if request.physical else RAW, provenance)

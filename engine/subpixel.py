@@ -133,7 +133,7 @@ def group_norm_relu_(
     """relu(group_norm(x)) in place on a channels-last x, statistics accumulated over chunks of D rows.
 
     ``bordered``: x carries a one-voxel zero border that is not part of the volume; it is left at
-    zero. Each chunk's mean and variance come from one stable float32 pass; their sums are
+    zero. Each chunk's mean and variance come from one stable float32 pass (also for bf16/fp16 x); their sums are
     accumulated in float64, so the result matches one-shot GroupNorm to float32 precision
     (MPS has no float64: float32 there).
     """
@@ -148,7 +148,8 @@ def group_norm_relu_(
     for start in range(b, depth + b, rows):
         # whole planes, border included: its zeros add nothing to the sums
         chunk = last[:, start : min(start + rows, depth + b)].reshape(n, -1, groups, per_group)
-        var, mean = torch.var_mean(chunk, dim=(1, 3), correction=0)  # stable one-pass float32
+        # stable one-pass float32 (bf16/fp16 chunks are widened: their own sums would round)
+        var, mean = torch.var_mean(chunk.float(), dim=(1, 3), correction=0)
         size = chunk.shape[1] * per_group
         total += mean.to(wide) * size
         squares += (var.to(wide) + mean.to(wide).square()) * size
