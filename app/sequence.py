@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.generate import SampleRequest, sample_volumes
+from engine.generate import GenerationOptions, SampleRequest, sample_volumes
 from engine.latent import path_points
 from engine.nifti import save_nifti
 from engine.volume import Volume
@@ -53,6 +53,7 @@ class SequencePlan:
     fps: float = 10.0
     modality: str = ""
     stem: str = "interpolation"
+    precision: str = "fp32"  # exact unless the user chose otherwise (the Model panel's export precision)
 
     def check(self) -> None:
         """Refuse a plan that cannot work, with the reason, before any generation starts."""
@@ -92,7 +93,7 @@ def export_sequence(model, plan: SequencePlan, progress, render_frame: RenderFra
     ]
     steps = count + (plan.movie is not None)
     files, frames, window = [], [], plan.window
-    volumes = sample_volumes(model, requests)
+    volumes = sample_volumes(model, requests, GenerationOptions(precision=plan.precision))
     for index, t in enumerate(times):
         progress(index, steps, f"Interpolation frame {index + 1}/{count}")
         volume = next(volumes)

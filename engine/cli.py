@@ -164,7 +164,10 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=int, default=None, help="latents per forward pass (default: 1 on CPU, what fits on GPU)"
     )
     parser.add_argument(
-        "--reference", action="store_true", help="the straightforward forward pass (slow, for comparison)"
+        "--reference",
+        action="store_true",
+        default=None,
+        help="the straightforward forward pass, for comparison (default: the faster path on this device)",
     )
 
 

@@ -16,7 +16,16 @@ from collections.abc import Iterable
 import torch
 
 from .errors import ConfigError
-from .generate import DEFAULT_BUDGET_MB, FastGenerator, GenerationOptions, SampleRequest, sample_volume, to_volume
+from .generate import (
+    DEFAULT_BUDGET_MB,
+    FastGenerator,
+    GenerationOptions,
+    SampleRequest,
+    reference_autocast,
+    reference_is_faster,
+    sample_volume,
+    to_volume,
+)
 from .precision import math_mode, resolve_precision
 from .volume import Volume
 
@@ -35,7 +44,7 @@ class Explorer:
         self.model = model
         self.hierarchical = is_hierarchical(model)
         self.budget_mb = budget_mb
-        self._runners: dict[str, FastGenerator] = {}
+        self._runners: dict[str, object] = {}  # precision -> FastGenerator or the generator
         self._key: bytes | None = None
         self._features: torch.Tensor | None = None
 
@@ -58,8 +67,10 @@ class Explorer:
             whole = dataclasses.replace(request, part="full")
             return {"full": sample_volume(self.model, whole, GenerationOptions(precision=precision))}
         runner = self._runner(precision)
+        reference = not isinstance(runner, FastGenerator)
+        device = self.model.device
         made = {}
-        with math_mode(precision, self.model.device):
+        with torch.inference_mode(), math_mode(precision, device), reference_autocast(device, precision, reference):
             features = self._features_for(request, runner)
             for part in parts:
                 tensor = {
@@ -69,21 +80,24 @@ class Explorer:
                     "stitched": lambda: runner.stitched(features),
                 }[part]()
                 placed = dataclasses.replace(request, part=part, slab_start=slab_start)
-                made[part] = to_volume(self.model, placed, tensor[0], precision)
+                made[part] = to_volume(self.model, placed, tensor[0].float(), precision, reference)
         return made
 
     def latent(self, request: SampleRequest) -> torch.Tensor:
         """The effective latent (1, latent_dim) of a request, truncation applied."""
         return request.z(self.model.card.config.latent_dim)
 
-    def _runner(self, precision: str) -> FastGenerator:
+    def _runner(self, precision: str):
+        """The faster path on this device: FastGenerator, or the generator itself (same interface)."""
         if precision not in self._runners:
-            self._runners[precision] = FastGenerator(self.model.generator, self.budget_mb, precision)
+            g = self.model.generator
+            faster = g if reference_is_faster(self.model, precision) else FastGenerator(g, self.budget_mb, precision)
+            self._runners[precision] = faster
         return self._runners[precision]
 
-    def _features_for(self, request: SampleRequest, runner: FastGenerator) -> torch.Tensor:
+    def _features_for(self, request: SampleRequest, runner) -> torch.Tensor:
         z = self.latent(request)
-        key = z.numpy().tobytes() + repr(request.label).encode() + runner.precision.encode()
+        key = z.numpy().tobytes() + repr(request.label).encode() + str(id(runner)).encode()
         if key != self._key:
             labels = None if request.label is None else torch.tensor([request.label])
             device = self.model.device

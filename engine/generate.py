@@ -4,7 +4,8 @@ By default every part is computed by ``FastGenerator``: the same arithmetic as t
 straightforward forward pass, but with sub-pixel convolutions instead of upsample-then-convolve
 and GroupNorm statistics accumulated in chunks (see ``engine.subpixel``). The output equals the
 straightforward pass to float32 rounding (no tiling, no seams) at a fraction of the time and
-memory. ``reference=True`` runs the straightforward pass for comparison.
+memory. ``reference=True`` runs the straightforward pass for comparison; ``reference=None`` runs
+whichever path is faster on the model's device (``reference_is_faster``): both give the same volume.
 
 Split&Shuffle-GAN models (``model.hierarchical`` False) have one part, the full volume, made by
 their generator's own forward pass; HA-GAN models with Split&Shuffle blocks also run the
@@ -159,26 +160,30 @@ def generate_part(
     part: str = "full",
     slab_start: int = 0,
     labels: torch.Tensor | None = None,
-    reference: bool = False,
+    reference: bool | None = False,
     budget_mb: float = DEFAULT_BUDGET_MB,
     precision: str = "auto",
 ) -> torch.Tensor:
     """Latents (N, latent_dim) -> one part of the hierarchy, (N, 1, D, H, W) float32 in [-1, 1].
 
-    ``reference``: the networks' straightforward forward pass (under autocast for bf16/fp16).
+    ``reference``: the networks' straightforward forward pass (under autocast for bf16/fp16);
+    None: the faster of the two paths here.
     """
     check_part(model, part)
     precision = check_options(budget_mb, precision, model.device)
-    dtype = PRECISIONS[precision]
     if not model.hierarchical:
         return _generate_whole(model, z, labels, precision)
     g = model.generator
     if part == "slab":
         g.check_slab_start(slab_start)  # fail before the expensive feature pass
+    if reference is None:
+        reference = reference_is_faster(model, precision)
     runner = g if reference else FastGenerator(g, budget_mb, precision)
-    device = model.device
-    autocast = torch.autocast(device.type, dtype=dtype, enabled=reference and dtype != torch.float32)
-    with torch.inference_mode(), math_mode(precision, device), autocast:
+    with (
+        torch.inference_mode(),
+        math_mode(precision, model.device),
+        reference_autocast(model.device, precision, reference),
+    ):
         features = runner.features(z.to(model.device), None if labels is None else labels.to(model.device))
         if part == "anchor":
             return runner.anchor(features).float()
@@ -187,6 +192,51 @@ def generate_part(
         if part == "stitched":
             return runner.stitched(features).float()
         return runner.full(features).float()
+
+
+def reference_autocast(device: torch.device, precision: str, reference: bool):
+    """Autocast for the straightforward pass in bf16/fp16 (FastGenerator casts by itself)."""
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device.type, dtype=dtype, enabled=reference and dtype != torch.float32)
+
+
+_REFERENCE_FASTER: dict[tuple, bool] = {}
+
+
+def reference_is_faster(model: AnyModel, precision: str) -> bool:
+    """Whether the straightforward pass beats the sub-pixel one on this model's device.
+
+    CPUs and MPS: no (27/8 fewer multiply-adds and far less memory traffic; benchmarks/generate.py).
+    CUDA: measured once per model and precision: one full volume by each path after a warm-up,
+    timed with CUDA events; a path that runs out of memory loses.
+    """
+    device = model.device
+    if device.type != "cuda" or not subpixel_path(model):
+        return False
+    key = (id(model.generator), str(device), precision)
+    if key not in _REFERENCE_FASTER:
+        _REFERENCE_FASTER[key] = _time_both_paths(model, precision)
+    return _REFERENCE_FASTER[key]
+
+
+def _time_both_paths(model: AnyModel, precision: str) -> bool:
+    c = model.config
+    z = torch.zeros(1, c.latent_dim)
+    labels = torch.zeros(1, dtype=torch.long) if c.num_class else None
+    milliseconds = {}
+    for reference in (False, True):
+        try:
+            generate_part(model, z, "full", labels=labels, reference=reference, precision=precision)  # warm-up
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            generate_part(model, z, "full", labels=labels, reference=reference, precision=precision)
+            end.record()
+            torch.cuda.synchronize(model.device)
+            milliseconds[reference] = start.elapsed_time(end)
+        except torch.OutOfMemoryError:
+            milliseconds[reference] = float("inf")
+        torch.cuda.empty_cache()
+    return milliseconds[True] < milliseconds[False]
 
 
 def _generate_whole(model: SplitShuffleModel, z, labels, precision: str) -> torch.Tensor:
@@ -225,9 +275,9 @@ class SampleRequest:
 @dataclass(frozen=True)
 class GenerationOptions:
     """How to compute, never what: every choice gives the same volume, to the rounding of ``precision``
-    (``auto``: exact fp32, TF32 on CUDA; see ``engine.precision``)."""
+    (``auto``: exact fp32, TF32 on CUDA; see ``engine.precision``). ``reference`` None: the faster path."""
 
-    reference: bool = False
+    reference: bool | None = None
     budget_mb: float = DEFAULT_BUDGET_MB
     precision: str = "auto"
     batch_size: int = 1
@@ -247,6 +297,9 @@ def sample_volumes(
         raise ConfigError(f"batch size must be at least 1, got {options.batch_size}")
     latent_dim = model.card.config.latent_dim
     precision = check_options(options.budget_mb, options.precision, model.device)
+    reference = options.reference
+    if reference is None and model.hierarchical:
+        reference = reference_is_faster(model, precision)
     batch: list[SampleRequest] = []
     for request in [*requests, None]:
         same_kind = batch and request is not None and _batch_key(request) == _batch_key(batch[0])
@@ -255,10 +308,10 @@ def sample_volumes(
             first = batch[0]
             labels = None if first.label is None else torch.full((len(batch),), first.label)
             tensors = generate_part(
-                model, z, first.part, first.slab_start, labels, options.reference, options.budget_mb, precision
+                model, z, first.part, first.slab_start, labels, reference, options.budget_mb, precision
             )
             for r, tensor in zip(batch, tensors):
-                yield to_volume(model, r, tensor, precision, options.reference)
+                yield to_volume(model, r, tensor, precision, bool(reference))
             batch = []
         if request is not None:
             batch.append(request)

@@ -13,7 +13,7 @@ from engine.cli import main
 from engine.device import cpu_has_bf16
 from engine.errors import ConfigError
 from engine.explore import Explorer
-from engine.generate import SampleRequest, generate_part
+from engine.generate import SampleRequest, generate_part, reference_is_faster
 from engine.model import HAGANModel
 from engine.models.hagan import HAGANConfig
 from engine.nifti import load_nifti, sidecar_path
@@ -123,3 +123,19 @@ def test_a_sample_loads_back_with_its_precision(tiny_ct, tmp_path):
     out = tmp_path / "back.nii.gz"
     assert main(["sample", "--checkpoint", str(path), "--precision", "fp32", "--out", str(out)]) == 0
     assert load_nifti(out).provenance["precision"] == "fp32"
+
+
+def test_without_reference_the_faster_path_runs_and_the_sidecar_names_it(tiny_ct, tmp_path, monkeypatch):
+    model, path = tiny_ct
+    assert not reference_is_faster(model, "fp32")  # CPUs: the sub-pixel path, always
+    out = tmp_path / "fast.nii.gz"
+    assert main(["sample", "--checkpoint", str(path), "--seed", "1", "--out", str(out)]) == 0
+    monkeypatch.setattr("engine.generate.reference_is_faster", lambda model, precision: True)  # as a GPU may find
+    monkeypatch.setattr("engine.explore.reference_is_faster", lambda model, precision: True)
+    chosen = tmp_path / "chosen.nii.gz"
+    assert main(["sample", "--checkpoint", str(path), "--seed", "1", "--out", str(chosen)]) == 0
+    fast, straightforward = load_nifti(out), load_nifti(chosen)
+    assert (fast.provenance["path"], straightforward.provenance["path"]) == ("sub-pixel", "straightforward")
+    assert np.abs(fast.array - straightforward.array).max() < 0.1  # HU: the same volume
+    shown = Explorer(model).volumes(SampleRequest(1), ["full"], precision="fp32")["full"]
+    assert shown.provenance["path"] == "straightforward" and np.abs(shown.array - fast.array).max() < 0.1
