@@ -123,7 +123,7 @@ class FastGenerator:
     def _phases(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Phase kernels and bias of an upsampling convolution (derived per call, never stored)."""
         conv = self.generator.get_submodule(name)
-        return phase_kernels(conv.weight.to(self.dtype)), conv.bias.to(self.dtype)
+        return phase_kernels(conv.weight.float()).to(self.dtype), conv.bias.to(self.dtype)  # sums in float32
 
     def _norm_relu(self, norm: torch.nn.GroupNorm, x: torch.Tensor, bordered: bool = False) -> None:
         group_norm_relu_(x, norm.num_groups, norm.weight, norm.bias, norm.eps, self.rows or 16, bordered)

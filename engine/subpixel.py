@@ -23,18 +23,20 @@ import torch
 import torch.nn.functional as F
 
 CHANNELS_LAST = torch.channels_last_3d
+# (parity, tap, source tap): even outputs read (w0, w1 + w2), odd outputs (w0 + w1, w2)
+PHASE_TAPS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
 
 
 def phase_kernels(weight: torch.Tensor) -> torch.Tensor:
-    """(Cout, Cin, 3, 3, 3) -> (8 * Cout, Cin, 2, 2, 2), phases ordered (pd, ph, pw) = 000, 001, ..., 111."""
-    phases = [weight]
-    for axis in (2, 3, 4):  # split every kernel by the parity of one axis at a time
-        split = []
-        for w in phases:
-            w0, w1, w2 = w.unbind(axis)
-            split += [torch.stack([w0, w1 + w2], axis), torch.stack([w0 + w1, w2], axis)]
-        phases = split
-    return torch.cat(phases).contiguous(memory_format=CHANNELS_LAST)
+    """(Cout, Cin, 3, 3, 3) -> (8 * Cout, Cin, 2, 2, 2), phases ordered (pd, ph, pw) = 000, 001, ..., 111.
+
+    One contraction with the per-axis tap map, written straight into channels-last order (a chain
+    of unbind/stack/cat per axis spent seconds copying G^A's large kernels).
+    """
+    cout, cin = weight.shape[:2]
+    taps = PHASE_TAPS.to(weight.device, weight.dtype)
+    phases = torch.einsum("pax,qby,rcz,oixyz->pqroabci", taps, taps, taps, weight)
+    return phases.reshape(8 * cout, 2, 2, 2, cin).permute(0, 4, 1, 2, 3)  # channels-last, no copy
 
 
 def channels_last_empty(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
@@ -47,11 +49,23 @@ def rows_for_budget(bytes_per_row: int, budget_bytes: int, total_rows: int) -> i
     return max(1, min(total_rows, budget_bytes // max(1, bytes_per_row)))
 
 
+def zero_faces_(x: torch.Tensor, depth: bool = True) -> torch.Tensor:
+    """Zero the one-voxel border of (N, C, D, H, W) in place (the D faces only if ``depth``), not the interior."""
+    if depth:
+        x[:, :, 0], x[:, :, -1] = 0, 0
+    x[:, :, :, 0], x[:, :, :, -1], x[:, :, :, :, 0], x[:, :, :, :, -1] = 0, 0, 0, 0
+    return x
+
+
 def padded_rows(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """Rows start-1 .. stop of x (zeros outside the volume), zero-padded by 1 in H and W; channels-last."""
+    """Rows start-1 .. stop of x (zeros outside the volume), zero-padded by 1 in H and W; channels-last.
+
+    Only the border and the rows outside the volume are zeroed: the copy fills the rest.
+    """
     n, c, depth, height, width = x.shape
-    chunk = channels_last_empty((n, c, stop - start + 2, height + 2, width + 2), x).zero_()
+    chunk = zero_faces_(channels_last_empty((n, c, stop - start + 2, height + 2, width + 2), x), depth=False)
     first, last = max(0, start - 1), min(depth, stop + 1)
+    chunk[:, :, : first - start + 1], chunk[:, :, last - start + 1 :] = 0, 0
     chunk[:, :, first - start + 1 : last - start + 1, 1:-1, 1:-1] = x[:, :, first:last]
     return chunk
 
@@ -79,7 +93,7 @@ def upsample_conv3d(
     shape = (n, cout, 2 * depth + 2 * b, 2 * height + 2 * b, 2 * width + 2 * b)
     out = channels_last_empty(shape, x)
     if output_bordered:
-        out.zero_()
+        zero_faces_(out)  # the interior is written below
     interior = out[:, :, b : b + 2 * depth, b : b + 2 * height, b : b + 2 * width]
     # the interior as (N, i, pd, j, ph, k, pw, C): output voxel (2i+pd, 2j+ph, 2k+pw)
     grid = interior.permute(0, 2, 3, 4, 1).unflatten(3, (width, 2)).unflatten(2, (height, 2)).unflatten(1, (depth, 2))
