@@ -323,7 +323,10 @@ def auto_batch_size(model: AnyModel, part: str, count: int, options: GenerationO
     if device.type != "cuda" or count <= 1:
         return 1
     c = model.config
-    if not model.hierarchical or c.blocks != "dense":
+    reference = options.reference
+    if reference is None:
+        reference = reference_is_faster(model, check_options(options.budget_mb, options.precision, device))
+    if reference or not subpixel_path(model):
         # the straightforward pass: the upsampled input, block output and norm output at full size
         per_latent = c.resolution**3 * (1 + 3 * c.g_width) * 4
     else:
