@@ -14,7 +14,7 @@
 #   5. a 2-process torchrun step: NCCL when two GPUs are present, else gloo on the CPU (said);
 #   6. peak GPU memory of one official-size 256^3 training iteration at batch 4 next to the
 #      full-resolution baseline (benchmarks/train_memory.py);
-#   7. engine evaluate on the device.
+#   7. engine evaluate on the device (the model of the training step against the phantoms).
 # Training data: a small phantom set made once and cached in CACHE (default /tmp/gpu-check-cache).
 #
 # Environment: DEVICE (cuda; cpu tries the whole script on the CPU with TINY sizes, a few
@@ -79,15 +79,13 @@ print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'GPUs', torch.cuda
 print(describe_hardware(torch.device('$device')))
 "
 
-# phantom sets, made once: for training, and at the demo model's 128^3 for evaluate
-for size in "$phantom_size" 128; do
-    if [ ! -f "$cache/chest-ct-$size/.complete" ]; then
-        part "Phantoms at $size^3 (made once, cached in $cache)" 240 \
-            "$python" -m engine phantoms --kind chest-ct --count 4 --size "$size" --out "$cache/chest-ct-$size" \
-            && touch "$cache/chest-ct-$size/.complete"
-    fi
-done
+# a phantom set, made once: training data, and the real set of evaluate
 phantoms="$cache/chest-ct-$phantom_size"
+if [ ! -f "$phantoms/.complete" ]; then
+    part "Phantoms at $phantom_size^3 (made once, cached in $phantoms)" 240 \
+        "$python" -m engine phantoms --kind chest-ct --count 4 --size "$phantom_size" --out "$phantoms" \
+        && touch "$phantoms/.complete"
+fi
 
 GPU_CHECK_DEVICE=$device GPU_CHECK_SIZES=$sizes part "CUDA tests: parity, fast vs straightforward, reduced precision" 240 \
     "$python" -m pytest -q -s -o addopts= -p no:xvfb -p no:cacheprovider -m cuda tests/test_cuda.py
@@ -119,10 +117,11 @@ part "2-process torchrun step: $ddp" 150 \
 part "Peak memory of one training iteration vs the full-resolution baseline" 150 \
     "$python" benchmarks/train_memory.py --device "$device" "${memory[@]}" --iterations 1
 
+# the model of the training step above (2 iterations: the figures mean nothing, the CUDA paths run)
 part "engine evaluate on $device" 120 \
-    "$python" -m engine evaluate --checkpoint resources/models/demo-chest-ct.safetensors \
-    --real "$cache/chest-ct-128" --samples "$eval_samples" --extractor slices --device "$device" \
-    --seam-samples 2 --msssim-pairs 2 --reconstructions 2 --no-cache --out "$out/evaluate.json"
+    "$python" -m engine evaluate --checkpoint "$cache/train/model.safetensors" --real "$phantoms" \
+    --samples "$eval_samples" --extractor slices --device "$device" --seam-samples 2 --msssim-pairs 2 \
+    --reconstructions 2 --no-cache --out "$out/evaluate.json"
 
 echo "done in $(( $(date +%s) - start )) s" >>"$report"
 echo "report: $report"
