@@ -6,6 +6,10 @@ it stops (FULL), only the slab when the slab moves. Parts asked for but not yet 
 wanted, so a newer request that supersedes an older one never loses a part. Previews run one at a
 time and each is shown: while one runs, only the newest latent waits for the next turn (cancelling
 the running preview on every slider step would drop every result and show nothing until release).
+
+Precision: previews run in ``preview_precision`` (bf16 where the device runs it natively), every
+part made at FULL quality, and so every export, in ``export_precision`` (exact fp32 by default).
+A choice the device cannot run falls back to exact fp32.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 import torch
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from engine.api import Explorer, SampleRequest, load_model, resolve_device
+from engine.api import EXACT, Explorer, SampleRequest, allowed_precisions, fast_precision, load_model, resolve_device
 
 from .state import FULL, PREVIEW, AppState, Latent, LoadedModel
 from .workers import JobRunner
@@ -41,6 +45,8 @@ class GenerationController(QObject):
         super().__init__(parent)
         self.state, self.jobs = state, jobs
         self.device = "auto"
+        self.preview_precision = "auto"  # auto: the fastest one the device runs natively
+        self.export_precision = EXACT
         self.explorer: Explorer | None = None
         self.last_seconds = 0.0
         leave_a_core_to_the_ui()
@@ -103,6 +109,17 @@ class GenerationController(QObject):
         # after a volume from a file, the model's parts are gone: a slab move brings them all back
         self._request({"slab"} if "anchor" in self.state.volumes else self._all_parts())
 
+    def precision_for(self, quality: str) -> str:
+        """The precision a job of this quality runs in on the loaded model's device."""
+        model = self.state.model
+        if model is None:
+            return EXACT
+        device = model.model.device
+        chosen = self.preview_precision if quality == PREVIEW else self.export_precision
+        if chosen == "auto":
+            chosen = fast_precision(device) if quality == PREVIEW else EXACT
+        return chosen if chosen in allowed_precisions(device) else EXACT
+
     def _all_parts(self) -> set[str]:
         model = self.state.model
         return {"anchor", "slab", "full"} if model is None or model.hierarchical else {"full"}
@@ -116,6 +133,7 @@ class GenerationController(QObject):
             return None
         self._wanted = parts
         latent, slab = state.latent, state.slab_start
+        precision = self.precision_for(PREVIEW if parts == {"anchor"} and state.quality == PREVIEW else FULL)
         request = SampleRequest(seed=latent.seed, latent=latent.z, truncation=state.truncation, origin=latent.label)
         order = [p for p in ("anchor", "slab", "full", "stitched") if p in parts]
         started = time.perf_counter()
@@ -124,7 +142,7 @@ class GenerationController(QObject):
             made = {}
             for number, part in enumerate(order):
                 progress(number, len(order), f"{latent.label}: {part}")
-                made.update(explorer.volumes(request, [part], slab))
+                made.update(explorer.volumes(request, [part], slab, precision))
             return made
 
         def done(volumes) -> None:

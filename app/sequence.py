@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.api import ConfigError, SampleRequest, Volume, path_points, sample_volumes, save_nifti
+from engine.api import ConfigError, GenerationOptions, SampleRequest, Volume, path_points, sample_volumes, save_nifti
 
 from .movie import SLICE_AXES, movie_kind, slice_frame, write_movie
 from .render.window_level import WindowLevel, default_window
@@ -50,6 +50,7 @@ class SequencePlan:
     fps: float = 10.0
     modality: str = ""
     stem: str = "interpolation"
+    precision: str = "fp32"  # exact unless the user chose otherwise (the Model panel's export precision)
 
     def check(self) -> None:
         """Refuse a plan that cannot work, with the reason, before any generation starts."""
@@ -89,7 +90,7 @@ def export_sequence(model, plan: SequencePlan, progress, render_frame: RenderFra
     ]
     steps = count + (plan.movie is not None)
     files, frames, window = [], [], plan.window
-    volumes = sample_volumes(model, requests)
+    volumes = sample_volumes(model, requests, GenerationOptions(precision=plan.precision))
     for index, t in enumerate(times):
         progress(index, steps, f"Interpolation frame {index + 1}/{count}")
         volume = next(volumes)

@@ -19,19 +19,24 @@ from .dicom_read import SeriesInfo, list_series, load_dicom_series
 from .encode import encode_scan, encoding_volumes, metrics_lines, prepare_for_model, scan_name
 from .errors import CheckpointError, ConfigError, EngineError, VolumeError, first_line, user_message
 from .explore import Explorer
-from .generate import SampleRequest, sample_volume, sample_volumes
+from .generate import GenerationOptions, SampleRequest, sample_volume, sample_volumes
 from .latent import path_point, path_points, seed_to_z
 from .metrics.evaluate import EvaluationSettings, evaluate, format_table, write_report
 from .metrics.seams import STEP_FLOOR, hagan_seam_period, plane_steps, seam_score, slab_boundaries
 from .model import AnyModel, HAGANModel, SplitShuffleModel
 from .model_input import PreparedScan, prepare_scan
 from .nifti import is_nifti_path, load_nifti, save_nifti
+from .precision import EXACT, allowed_precisions, fast_precision
 from .reading import read_volume
 from .training.config import FAMILIES, PRESETS_BY_FAMILY, TrainConfig
 from .training.run_log import read_losses
 from .volume import IntensityMapping, Volume, generated_affine
 
 __all__ = [
+    "fast_precision",
+    "allowed_precisions",
+    "EXACT",
+    "GenerationOptions",
     "prepare_scan",
     "PreparedScan",
     "metrics_lines",

@@ -25,7 +25,6 @@ from .errors import ConfigError, EngineError
 from .generate import (
     DEFAULT_BUDGET_MB,
     PARTS,
-    PRECISIONS,
     FastGenerator,
     GenerationOptions,
     SampleRequest,
@@ -37,6 +36,7 @@ from .generate import (
 )
 from .latent import parse_seeds
 from .nifti import is_nifti_path, save_nifti
+from .precision import PRECISION_CHOICES
 from .reading import read_volume
 from .volume import IntensityMapping
 
@@ -154,7 +154,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.add_argument(
-        "--precision", choices=tuple(PRECISIONS), default="fp32", help="bf16/fp16 on GPUs only (default fp32)"
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="fp32: exact (strict on CUDA); tf32: CUDA's fast float32; bf16: GPUs and CPUs with bf16 "
+        "instructions; fp16: GPUs (default auto: tf32 on CUDA, fp32 elsewhere); the sidecar records it",
     )
     parser.add_argument(
         "--memory-budget",
@@ -167,7 +171,10 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=int, default=None, help="latents per forward pass (default: 1 on CPU, what fits on GPU)"
     )
     parser.add_argument(
-        "--reference", action="store_true", help="the straightforward forward pass (slow, for comparison)"
+        "--reference",
+        action="store_true",
+        default=None,
+        help="the straightforward forward pass, for comparison (default: the faster path on this device)",
     )
 
 

@@ -61,9 +61,16 @@ def describe_hardware(device: torch.device) -> str:
 
 
 def cpu_has_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX), not emulated."""
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)  # private; absent: assume not
+    """Whether this CPU runs bf16 natively (AVX512-BF16 or AMX), not emulated by oneDNN.
+
+    Asks oneDNN (a private op); where torch lacks it, reads the Linux CPU flags instead.
+    """
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     try:
-        return bool(check()) if check is not None else False
+        if check is not None:
+            return bool(check())
     except RuntimeError:
         return False
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text().split() if cpuinfo.exists() else []
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -3,6 +3,9 @@
 An app that shows the anchor, a slab and the full volume of the same latent, and moves the slab
 while the latent stays, should not run G^A again for every part. ``Explorer`` keeps the feature
 map of the latest latent and derives every part from it. One Explorer serves one thread.
+
+Each call names its precision (``engine.precision``): an app can preview in bf16 and keep the
+full volume exact; features are cached per precision, so an exact part never reuses bf16 features.
 """
 
 from __future__ import annotations
@@ -13,7 +16,17 @@ from collections.abc import Iterable
 import torch
 
 from .errors import ConfigError
-from .generate import DEFAULT_BUDGET_MB, FastGenerator, SampleRequest, sample_volume, to_volume
+from .generate import (
+    DEFAULT_BUDGET_MB,
+    FastGenerator,
+    GenerationOptions,
+    SampleRequest,
+    reference_autocast,
+    reference_is_faster,
+    sample_volume,
+    to_volume,
+)
+from .precision import math_mode, resolve_precision
 from .volume import Volume
 
 HIERARCHY_PARTS = ("anchor", "slab", "full", "stitched")
@@ -30,7 +43,8 @@ class Explorer:
     def __init__(self, model, budget_mb: float = DEFAULT_BUDGET_MB):
         self.model = model
         self.hierarchical = is_hierarchical(model)
-        self._runner = FastGenerator(model.generator, budget_mb) if self.hierarchical else None
+        self.budget_mb = budget_mb
+        self._runners: dict[str, object] = {}  # precision -> FastGenerator or the generator
         self._key: bytes | None = None
         self._features: torch.Tensor | None = None
 
@@ -39,39 +53,54 @@ class Explorer:
         """The parts this model can make."""
         return HIERARCHY_PARTS if self.hierarchical else ("full",)
 
-    def volumes(self, request: SampleRequest, parts: Iterable[str], slab_start: int = 0) -> dict[str, Volume]:
+    def volumes(
+        self, request: SampleRequest, parts: Iterable[str], slab_start: int = 0, precision: str = "auto"
+    ) -> dict[str, Volume]:
         """The named parts for the request's latent (seed or latent, truncation, label) as Volumes."""
+        precision = resolve_precision(precision, self.model.device)
         parts = tuple(parts)
         unknown = [p for p in parts if p not in self.parts]
         if unknown:
             kind = "this model" if self.hierarchical else "a model without a hierarchy (no anchor or slabs)"
             raise ConfigError(f"{kind} cannot make {', '.join(unknown)}; it makes {', '.join(self.parts)}")
         if not self.hierarchical:
-            return {"full": sample_volume(self.model, dataclasses.replace(request, part="full"))}
-        features = self._features_for(request)
+            whole = dataclasses.replace(request, part="full")
+            return {"full": sample_volume(self.model, whole, GenerationOptions(precision=precision))}
+        runner = self._runner(precision)
+        reference = not isinstance(runner, FastGenerator)
+        device = self.model.device
         made = {}
-        for part in parts:
-            tensor = {
-                "anchor": lambda: self._runner.anchor(features),
-                "slab": lambda: self._runner.slab(features, slab_start),
-                "full": lambda: self._runner.full(features),
-                "stitched": lambda: self._runner.stitched(features),
-            }[part]()
-            made[part] = to_volume(
-                self.model, dataclasses.replace(request, part=part, slab_start=slab_start), tensor[0]
-            )
+        with torch.inference_mode(), math_mode(precision, device), reference_autocast(device, precision, reference):
+            features = self._features_for(request, runner)
+            for part in parts:
+                tensor = {
+                    "anchor": lambda: runner.anchor(features),
+                    "slab": lambda: runner.slab(features, slab_start),
+                    "full": lambda: runner.full(features),
+                    "stitched": lambda: runner.stitched(features),
+                }[part]()
+                placed = dataclasses.replace(request, part=part, slab_start=slab_start)
+                made[part] = to_volume(self.model, placed, tensor[0].float(), precision, reference)
         return made
 
     def latent(self, request: SampleRequest) -> torch.Tensor:
         """The effective latent (1, latent_dim) of a request, truncation applied."""
         return request.z(self.model.card.config.latent_dim)
 
-    def _features_for(self, request: SampleRequest) -> torch.Tensor:
+    def _runner(self, precision: str):
+        """The faster path on this device: FastGenerator, or the generator itself (same interface)."""
+        if precision not in self._runners:
+            g = self.model.generator
+            faster = g if reference_is_faster(self.model, precision) else FastGenerator(g, self.budget_mb, precision)
+            self._runners[precision] = faster
+        return self._runners[precision]
+
+    def _features_for(self, request: SampleRequest, runner) -> torch.Tensor:
         z = self.latent(request)
-        key = z.numpy().tobytes() + repr(request.label).encode()
+        key = z.numpy().tobytes() + repr(request.label).encode() + str(id(runner)).encode()
         if key != self._key:
             labels = None if request.label is None else torch.tensor([request.label])
             device = self.model.device
-            self._features = self._runner.features(z.to(device), None if labels is None else labels.to(device))
+            self._features = runner.features(z.to(device), None if labels is None else labels.to(device))
             self._key = key
         return self._features

@@ -4,7 +4,8 @@ By default every part is computed by ``FastGenerator``: the same arithmetic as t
 straightforward forward pass, but with sub-pixel convolutions instead of upsample-then-convolve
 and GroupNorm statistics accumulated in chunks (see ``engine.subpixel``). The output equals the
 straightforward pass to float32 rounding (no tiling, no seams) at a fraction of the time and
-memory. ``reference=True`` runs the straightforward pass for comparison.
+memory. ``reference=True`` runs the straightforward pass for comparison; ``reference=None`` runs
+whichever path is faster on the model's device (``reference_is_faster``): both give the same volume.
 
 Split&Shuffle-GAN models (``model.hierarchical`` False) have one part, the full volume, made by
 their generator's own forward pass; HA-GAN models with Split&Shuffle blocks also run the
@@ -23,11 +24,11 @@ from .errors import ConfigError
 from .latent import lerp, seed_to_z, slerp, truncate
 from .model import AnyModel, SplitShuffleModel
 from .models.hagan import Generator
+from .precision import PRECISIONS, math_mode, resolve_precision
 from .subpixel import conv3d_chunked, group_norm_relu_, phase_kernels, upsample_conv3d
 from .volume import RAW, Volume, generated_affine
 
 PARTS = ("full", "anchor", "slab", "stitched")
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_BUDGET_MB = 256
 
 
@@ -36,6 +37,8 @@ class FastGenerator:
 
     ``budget_mb`` bounds the temporaries of each convolution (the chunk thickness along D is
     chosen from it); ``chunk_rows`` fixes that thickness instead. The result depends on neither.
+    ``precision`` (see ``engine.precision``) sets the dtype of the arithmetic; callers run the
+    methods inside ``math_mode(runner.precision, device)`` for CUDA's TF32 switches.
 
     The sub-pixel kernels need dense 3x3x3 convolutions: for a generator with Split&Shuffle
     blocks (``config.blocks`` not "dense") every method simply runs the generator's own
@@ -46,16 +49,16 @@ class FastGenerator:
         self,
         generator: Generator,
         budget_mb: float = DEFAULT_BUDGET_MB,
-        precision: str = "fp32",
+        precision: str = "auto",
         chunk_rows: int | None = None,
     ):
-        check_options(budget_mb, precision, next(generator.parameters()).device)
+        self.precision = check_options(budget_mb, precision, next(generator.parameters()).device)
         self.subpixel = generator.config.blocks == "dense"
         self.generator = generator
         self.config = generator.config
         self.budget = int(budget_mb * (1 << 20))
         self.rows = chunk_rows
-        self.dtype = PRECISIONS[precision]
+        self.dtype = PRECISIONS[self.precision]
         self._upsampled = {f"tp_conv{i}" for i in generator.upsample_before} | {"tp_conv6", "tp_conv7"}
 
     @torch.inference_mode()
@@ -72,7 +75,14 @@ class FastGenerator:
     @torch.inference_mode()
     def anchor(self, features: torch.Tensor) -> torch.Tensor:
         """G^L works at S/4 without upsampling: the features were the expensive part."""
-        return self.generator.anchor(features.float())
+        head = self.generator.sub_G
+        if not self.subpixel:
+            return head(features.float())
+        x = features.to(self.dtype)
+        for i in (1, 2):
+            x = self._conv(f"sub_G.tp_conv{i}", x)
+            self._norm_relu(getattr(head, f"bn{i}"), x)
+        return self._conv("sub_G.tp_conv3", x).tanh_().float()
 
     @torch.inference_mode()
     def high_res(self, features: torch.Tensor) -> torch.Tensor:
@@ -113,20 +123,17 @@ class FastGenerator:
     def _phases(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Phase kernels and bias of an upsampling convolution (derived per call, never stored)."""
         conv = self.generator.get_submodule(name)
-        return phase_kernels(conv.weight.to(self.dtype)), conv.bias.to(self.dtype)
+        return phase_kernels(conv.weight.float()).to(self.dtype), conv.bias.to(self.dtype)  # sums in float32
 
     def _norm_relu(self, norm: torch.nn.GroupNorm, x: torch.Tensor, bordered: bool = False) -> None:
         group_norm_relu_(x, norm.num_groups, norm.weight, norm.bias, norm.eps, self.rows or 16, bordered)
 
 
-def check_options(budget_mb: float, precision: str, device: torch.device) -> None:
-    """Refuse generation settings that cannot work, before any work."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
-    if precision != "fp32" and device.type == "cpu":
-        raise ConfigError(f"{precision} is for GPUs; use fp32 on the CPU")
+def check_options(budget_mb: float, precision: str, device: torch.device) -> str:
+    """Refuse generation settings that cannot work, before any work; returns the precision resolved."""
     if budget_mb <= 0:
         raise ConfigError(f"memory budget must be positive, got {budget_mb} MB")
+    return resolve_precision(precision, device)
 
 
 def check_part(model: AnyModel, part: str) -> None:
@@ -153,35 +160,91 @@ def generate_part(
     part: str = "full",
     slab_start: int = 0,
     labels: torch.Tensor | None = None,
-    reference: bool = False,
+    reference: bool | None = False,
     budget_mb: float = DEFAULT_BUDGET_MB,
-    precision: str = "fp32",
+    precision: str = "auto",
 ) -> torch.Tensor:
-    """Latents (N, latent_dim) -> one part of the hierarchy, (N, 1, D, H, W) float32 in [-1, 1]."""
+    """Latents (N, latent_dim) -> one part of the hierarchy, (N, 1, D, H, W) float32 in [-1, 1].
+
+    ``reference``: the networks' straightforward forward pass (under autocast for bf16/fp16);
+    None: the faster of the two paths here.
+    """
     check_part(model, part)
+    precision = check_options(budget_mb, precision, model.device)
     if not model.hierarchical:
-        return _generate_whole(model, z, labels, budget_mb, precision)
+        return _generate_whole(model, z, labels, precision)
     g = model.generator
     if part == "slab":
         g.check_slab_start(slab_start)  # fail before the expensive feature pass
+    if reference is None:
+        reference = reference_is_faster(model, precision)
     runner = g if reference else FastGenerator(g, budget_mb, precision)
-    with torch.inference_mode():
+    with (
+        torch.inference_mode(),
+        math_mode(precision, model.device),
+        reference_autocast(model.device, precision, reference),
+    ):
         features = runner.features(z.to(model.device), None if labels is None else labels.to(model.device))
         if part == "anchor":
-            return runner.anchor(features)
+            return runner.anchor(features).float()
         if part == "slab":
-            return runner.slab(features, slab_start)
+            return runner.slab(features, slab_start).float()
         if part == "stitched":
-            return runner.stitched(features)
-        return runner.full(features)
+            return runner.stitched(features).float()
+        return runner.full(features).float()
 
 
-def _generate_whole(model: SplitShuffleModel, z, labels, budget_mb: float, precision: str) -> torch.Tensor:
-    """A one-piece generator's volumes (its own forward pass; autocast for bf16/fp16 on a GPU)."""
-    device = model.device
-    check_options(budget_mb, precision, device)
+def reference_autocast(device: torch.device, precision: str, reference: bool):
+    """Autocast for the straightforward pass in bf16/fp16 (FastGenerator casts by itself)."""
     dtype = PRECISIONS[precision]
-    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+    return torch.autocast(device.type, dtype=dtype, enabled=reference and dtype != torch.float32)
+
+
+_REFERENCE_FASTER: dict[tuple, bool] = {}
+
+
+def reference_is_faster(model: AnyModel, precision: str) -> bool:
+    """Whether the straightforward pass beats the sub-pixel one on this model's device.
+
+    CPUs and MPS: no (27/8 fewer multiply-adds and far less memory traffic; benchmarks/generate.py).
+    CUDA: measured once per model and precision: one full volume by each path after a warm-up,
+    timed with CUDA events; a path that runs out of memory loses.
+    """
+    device = model.device
+    if device.type != "cuda" or not subpixel_path(model):
+        return False
+    key = (id(model.generator), str(device), precision)
+    if key not in _REFERENCE_FASTER:
+        _REFERENCE_FASTER[key] = _time_both_paths(model, precision)
+    return _REFERENCE_FASTER[key]
+
+
+def _time_both_paths(model: AnyModel, precision: str) -> bool:
+    c = model.config
+    z = torch.zeros(1, c.latent_dim)
+    labels = torch.zeros(1, dtype=torch.long) if c.num_class else None
+    milliseconds = {}
+    for reference in (False, True):
+        try:
+            generate_part(model, z, "full", labels=labels, reference=reference, precision=precision)  # warm-up
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            generate_part(model, z, "full", labels=labels, reference=reference, precision=precision)
+            end.record()
+            torch.cuda.synchronize(model.device)
+            milliseconds[reference] = start.elapsed_time(end)
+        except torch.OutOfMemoryError:
+            milliseconds[reference] = float("inf")
+        torch.cuda.empty_cache()
+    return milliseconds[True] < milliseconds[False]
+
+
+def _generate_whole(model: SplitShuffleModel, z, labels, precision: str) -> torch.Tensor:
+    """A one-piece generator's volumes (its own forward pass; autocast for bf16/fp16)."""
+    device = model.device
+    dtype = PRECISIONS[precision]
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+    with torch.inference_mode(), math_mode(precision, device), autocast:
         return model.generator(z.to(device), None if labels is None else labels.to(device)).float()
 
 
@@ -211,11 +274,12 @@ class SampleRequest:
 
 @dataclass(frozen=True)
 class GenerationOptions:
-    """How to compute, never what: every choice gives the same volume (to float precision)."""
+    """How to compute, never what: every choice gives the same volume, to the rounding of ``precision``
+    (``auto``: exact fp32, TF32 on CUDA; see ``engine.precision``). ``reference`` None: the faster path."""
 
-    reference: bool = False
+    reference: bool | None = None
     budget_mb: float = DEFAULT_BUDGET_MB
-    precision: str = "fp32"
+    precision: str = "auto"
     batch_size: int = 1
 
 
@@ -232,6 +296,10 @@ def sample_volumes(
     if options.batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {options.batch_size}")
     latent_dim = model.card.config.latent_dim
+    precision = check_options(options.budget_mb, options.precision, model.device)
+    reference = options.reference
+    if reference is None and model.hierarchical:
+        reference = reference_is_faster(model, precision)
     batch: list[SampleRequest] = []
     for request in [*requests, None]:
         same_kind = batch and request is not None and _batch_key(request) == _batch_key(batch[0])
@@ -240,10 +308,10 @@ def sample_volumes(
             first = batch[0]
             labels = None if first.label is None else torch.full((len(batch),), first.label)
             tensors = generate_part(
-                model, z, first.part, first.slab_start, labels, options.reference, options.budget_mb, options.precision
+                model, z, first.part, first.slab_start, labels, reference, options.budget_mb, precision
             )
             for r, tensor in zip(batch, tensors):
-                yield to_volume(model, r, tensor)
+                yield to_volume(model, r, tensor, precision, bool(reference))
             batch = []
         if request is not None:
             batch.append(request)
@@ -255,7 +323,10 @@ def auto_batch_size(model: AnyModel, part: str, count: int, options: GenerationO
     if device.type != "cuda" or count <= 1:
         return 1
     c = model.config
-    if not model.hierarchical or c.blocks != "dense":
+    reference = options.reference
+    if reference is None:
+        reference = reference_is_faster(model, check_options(options.budget_mb, options.precision, device))
+    if reference or not subpixel_path(model):
         # the straightforward pass: the upsampled input, block output and norm output at full size
         per_latent = c.resolution**3 * (1 + 3 * c.g_width) * 4
     else:
@@ -299,12 +370,23 @@ def interpolation_requests(
     return requests
 
 
+def subpixel_path(model: AnyModel) -> bool:
+    """Whether the default path of this model is FastGenerator's sub-pixel one (dense HA-GAN generators)."""
+    return model.hierarchical and model.config.blocks == "dense"
+
+
 def _batch_key(request: SampleRequest) -> tuple:
     return (request.part, request.slab_start, request.label)
 
 
-def to_volume(model: AnyModel, request: SampleRequest, tensor: torch.Tensor) -> Volume:
-    """One generated tensor (1, D, H, W) as a Volume with the part's affine, units and provenance."""
+def to_volume(
+    model: AnyModel, request: SampleRequest, tensor: torch.Tensor, precision: str, reference: bool = False
+) -> Volume:
+    """One generated tensor (1, D, H, W) as a Volume with the part's affine, units and provenance.
+
+    The provenance names how it was computed: ``precision`` (fp32 exact, tf32, bf16, fp16) and the
+    path (``sub-pixel`` or the networks' ``straightforward`` forward pass).
+    """
     card = model.card
     affine = generated_affine(card.config.resolution, card.spacing_mm, request.part, request.slab_start)
     provenance = {
@@ -321,5 +403,7 @@ def to_volume(model: AnyModel, request: SampleRequest, tensor: torch.Tensor) -> 
         "class_label": request.label,
         "operation": request.part if request.part != "slab" else f"slab(start={request.slab_start})",
         "intensity": "physical" if request.physical else "raw",
+        "precision": precision,
+        "path": "straightforward" if reference or not subpixel_path(model) else "sub-pixel",
     }
     return Volume.from_network(tensor[0], affine, card.intensity if request.physical else RAW, provenance)

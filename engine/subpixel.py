@@ -23,18 +23,20 @@ import torch
 import torch.nn.functional as F
 
 CHANNELS_LAST = torch.channels_last_3d
+# (parity, tap, source tap): even outputs read (w0, w1 + w2), odd outputs (w0 + w1, w2)
+PHASE_TAPS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
 
 
 def phase_kernels(weight: torch.Tensor) -> torch.Tensor:
-    """(Cout, Cin, 3, 3, 3) -> (8 * Cout, Cin, 2, 2, 2), phases ordered (pd, ph, pw) = 000, 001, ..., 111."""
-    phases = [weight]
-    for axis in (2, 3, 4):  # split every kernel by the parity of one axis at a time
-        split = []
-        for w in phases:
-            w0, w1, w2 = w.unbind(axis)
-            split += [torch.stack([w0, w1 + w2], axis), torch.stack([w0 + w1, w2], axis)]
-        phases = split
-    return torch.cat(phases).contiguous(memory_format=CHANNELS_LAST)
+    """(Cout, Cin, 3, 3, 3) -> (8 * Cout, Cin, 2, 2, 2), phases ordered (pd, ph, pw) = 000, 001, ..., 111.
+
+    One contraction with the per-axis tap map, written straight into channels-last order (a chain
+    of unbind/stack/cat per axis spent seconds copying G^A's large kernels).
+    """
+    cout, cin = weight.shape[:2]
+    taps = PHASE_TAPS.to(weight.device, weight.dtype)
+    phases = torch.einsum("pax,qby,rcz,oixyz->pqroabci", taps, taps, taps, weight)
+    return phases.reshape(8 * cout, 2, 2, 2, cin).permute(0, 4, 1, 2, 3)  # channels-last, no copy
 
 
 def channels_last_empty(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
@@ -47,11 +49,23 @@ def rows_for_budget(bytes_per_row: int, budget_bytes: int, total_rows: int) -> i
     return max(1, min(total_rows, budget_bytes // max(1, bytes_per_row)))
 
 
+def zero_faces_(x: torch.Tensor, depth: bool = True) -> torch.Tensor:
+    """Zero the one-voxel border of (N, C, D, H, W) in place (the D faces only if ``depth``), not the interior."""
+    if depth:
+        x[:, :, 0], x[:, :, -1] = 0, 0
+    x[:, :, :, 0], x[:, :, :, -1], x[:, :, :, :, 0], x[:, :, :, :, -1] = 0, 0, 0, 0
+    return x
+
+
 def padded_rows(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """Rows start-1 .. stop of x (zeros outside the volume), zero-padded by 1 in H and W; channels-last."""
+    """Rows start-1 .. stop of x (zeros outside the volume), zero-padded by 1 in H and W; channels-last.
+
+    Only the border and the rows outside the volume are zeroed: the copy fills the rest.
+    """
     n, c, depth, height, width = x.shape
-    chunk = channels_last_empty((n, c, stop - start + 2, height + 2, width + 2), x).zero_()
+    chunk = zero_faces_(channels_last_empty((n, c, stop - start + 2, height + 2, width + 2), x), depth=False)
     first, last = max(0, start - 1), min(depth, stop + 1)
+    chunk[:, :, : first - start + 1], chunk[:, :, last - start + 1 :] = 0, 0
     chunk[:, :, first - start + 1 : last - start + 1, 1:-1, 1:-1] = x[:, :, first:last]
     return chunk
 
@@ -79,7 +93,7 @@ def upsample_conv3d(
     shape = (n, cout, 2 * depth + 2 * b, 2 * height + 2 * b, 2 * width + 2 * b)
     out = channels_last_empty(shape, x)
     if output_bordered:
-        out.zero_()
+        zero_faces_(out)  # the interior is written below
     interior = out[:, :, b : b + 2 * depth, b : b + 2 * height, b : b + 2 * width]
     # the interior as (N, i, pd, j, ph, k, pw, C): output voxel (2i+pd, 2j+ph, 2k+pw)
     grid = interior.permute(0, 2, 3, 4, 1).unflatten(3, (width, 2)).unflatten(2, (height, 2)).unflatten(1, (depth, 2))
@@ -133,7 +147,7 @@ def group_norm_relu_(
     """relu(group_norm(x)) in place on a channels-last x, statistics accumulated over chunks of D rows.
 
     ``bordered``: x carries a one-voxel zero border that is not part of the volume; it is left at
-    zero. Each chunk's mean and variance come from one stable float32 pass; their sums are
+    zero. Each chunk's mean and variance come from one stable float32 pass (also for bf16/fp16 x); their sums are
     accumulated in float64, so the result matches one-shot GroupNorm to float32 precision
     (MPS has no float64: float32 there).
     """
@@ -148,7 +162,8 @@ def group_norm_relu_(
     for start in range(b, depth + b, rows):
         # whole planes, border included: its zeros add nothing to the sums
         chunk = last[:, start : min(start + rows, depth + b)].reshape(n, -1, groups, per_group)
-        var, mean = torch.var_mean(chunk, dim=(1, 3), correction=0)  # stable one-pass float32
+        # stable one-pass float32 (bf16/fp16 chunks are widened: their own sums would round)
+        var, mean = torch.var_mean(chunk.float(), dim=(1, 3), correction=0)
         size = chunk.shape[1] * per_group
         total += mean.to(wide) * size
         squares += (var.to(wide) + mean.to(wide).square()) * size

@@ -355,6 +355,7 @@ class InterpolationPanel(QWidget):
             crosshair=tuple(float(c) for c in state.crosshair),
             fps=float(self.fps_box.value()),
             modality=state.model.card.modality,
+            precision=self.context.generation.precision_for(FULL),
         )
         try:
             plan.check()

@@ -1,4 +1,5 @@
-"""Model panel: open a model (ours or official HA-GAN), the demo models, recent files, device, model card."""
+"""Model panel: open a model (ours or official HA-GAN), the demo models, recent files, device, precision,
+model card."""
 
 from __future__ import annotations
 
@@ -25,7 +26,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.api import EngineError, demo_models, describe_device, find_official_files, read_model_card, resolve_device
+from engine.api import (
+    EXACT,
+    EngineError,
+    allowed_precisions,
+    demo_models,
+    describe_device,
+    fast_precision,
+    find_official_files,
+    read_model_card,
+    resolve_device,
+)
 
 from ..context import AppContext
 from ..settings import recent_files, remember_file, settings
@@ -35,6 +46,20 @@ OFFICIAL_RESOLUTIONS = ("256", "128")
 FAMILY_NAMES = {"ha-gan": "HA-GAN (hierarchical)", "split-shuffle": "Split&Shuffle-GAN"}
 PATH_ROLE = Qt.ItemDataRole.UserRole
 MODEL_FILES = "Models (*.safetensors *.pth *.pt);;All files (*)"
+PRECISION_LABELS = {
+    "fp32": "fp32 (exact)",
+    "tf32": "tf32 (fast float32)",
+    "bf16": "bf16 (faster, a few HU off)",
+    "fp16": "fp16 (faster)",
+}
+
+
+def precision_choices(device: torch.device | str, preview: bool) -> list[tuple[str, str]]:
+    """(precision, label) the device runs; the preview list starts with "auto" (the fastest native one)."""
+    choices = [(p, PRECISION_LABELS[p]) for p in allowed_precisions(device)]
+    if preview:
+        choices.insert(0, ("auto", f"Auto: {PRECISION_LABELS[fast_precision(device)]}"))
+    return choices
 
 
 def device_choices() -> list[tuple[str, str]]:
@@ -134,6 +159,13 @@ class ModelPanel(QWidget):
         for device, label in device_choices():
             self.device_box.addItem(label, device)
         self.device_box.setToolTip("Where the model runs; changing it reloads the model")
+        self.preview_precision_box = QComboBox()
+        self.preview_precision_box.setToolTip("Arithmetic of previews while a slider moves (the anchor)")
+        self.export_precision_box = QComboBox()
+        self.export_precision_box.setToolTip(
+            "Arithmetic of the full volume, the slab and every export; the sidecar of each file records it"
+        )
+        self._fill_precisions(resolve_device("auto"))
         self.device_label = QLabel("No model loaded")
         self.card_view = QTextBrowser()
         self.card_view.setOpenLinks(False)
@@ -141,6 +173,8 @@ class ModelPanel(QWidget):
 
         form = QFormLayout()
         form.addRow("Device", self.device_box)
+        form.addRow("Preview precision", self.preview_precision_box)
+        form.addRow("Export precision", self.export_precision_box)
         layout = QVBoxLayout(self)
         layout.addWidget(self.open_button)
         layout.addWidget(QLabel("Demo models"))
@@ -155,6 +189,8 @@ class ModelPanel(QWidget):
         self.open_button.clicked.connect(self.choose_file)
         self.recent_list.itemClicked.connect(lambda item: self.open_path(item.data(PATH_ROLE)))
         self.device_box.activated.connect(self._on_device_chosen)
+        self.preview_precision_box.activated.connect(lambda _index: self._on_precision_chosen("preview"))
+        self.export_precision_box.activated.connect(lambda _index: self._on_precision_chosen("export"))
         context.state.model_changed.connect(self._on_model)
         self._restore_device()
         self._add_recent_menu()
@@ -218,6 +254,27 @@ class ModelPanel(QWidget):
         if model is not None:  # the same file again, on the new device
             self.context.generation.open(model.path, model.resolution, device)
 
+    # -- precision -------------------------------------------------------------------------------
+
+    def _fill_precisions(self, device: torch.device) -> None:
+        """The choices this device runs, set to the remembered ones (else auto previews, exact exports)."""
+        generation = self.context.generation
+        for kind, box, fallback in (
+            ("preview", self.preview_precision_box, "auto"),
+            ("export", self.export_precision_box, EXACT),
+        ):
+            box.clear()
+            for precision, label in precision_choices(device, preview=kind == "preview"):
+                box.addItem(label, precision)
+            index = box.findData(settings().value(f"model/{kind}_precision", fallback))
+            box.setCurrentIndex(index if index >= 0 else box.findData(fallback))
+            setattr(generation, f"{kind}_precision", box.currentData())
+
+    def _on_precision_chosen(self, kind: str) -> None:
+        box = self.preview_precision_box if kind == "preview" else self.export_precision_box
+        settings().setValue(f"model/{kind}_precision", box.currentData())
+        setattr(self.context.generation, f"{kind}_precision", box.currentData())
+
     # -- recent files and the card ---------------------------------------------------------------
 
     def _on_model(self, model: LoadedModel | None) -> None:
@@ -229,6 +286,7 @@ class ModelPanel(QWidget):
         if is_official(model.path):  # the files do not record it: ask only the first time
             settings().setValue(resolution_key(model.path), model.resolution)
         self._fill_recent()
+        self._fill_precisions(model.model.device)
         self.device_label.setText(f"Running on {describe_device(model.model.device)}")
         rows = "".join(
             f"<tr><td><b>{html.escape(key)}</b></td><td>{html.escape(value)}</td></tr>"

@@ -23,6 +23,7 @@ from ..card import ModelCard
 from ..checkpoints import save_model
 from ..device import cpu_has_bf16, describe_hardware
 from ..errors import ConfigError
+from ..precision import cuda_math_description
 from ..volume import IntensityMapping
 from .config import TrainConfig
 from .data import build_dataset, data_stream
@@ -325,6 +326,8 @@ class Trainer:
             "hardware": "; then ".join(self.hardware) or describe_hardware(self.env.device),
             "ema": cfg.ema,
             "precision": cfg.precision,
+            # fp32 on CUDA runs its convolutions in TF32 unless switched off: say which
+            **({"cuda_fp32_math": cuda_math_description()} if self.env.device.type == "cuda" else {}),
             "optimiser": self.optimiser_text(),
             "seed": cfg.seed,
             **({"skipped_updates": dict(self.skipped_updates)} if self.skipped_updates else {}),
