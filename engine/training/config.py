@@ -193,19 +193,19 @@ def train_arguments(config: TrainConfig) -> list[str]:
     args += ["--out", config.out]
     presets = PRESETS_BY_FAMILY[config.family]
     network = {"resolution", "preset", "latent_dim", "g_width", "d_width", "e_width", "max_width"}
-    network |= {"blocks", "block_groups", "num_class"}
+    network |= {"blocks", "block_groups", "num_class"}  # what a start model brings
     if config.init_from:  # an HA-GAN to fine-tune or a 2D model to inflate: either brings its network
         source = Path(config.init_from)
         if source.suffix != ".safetensors" and not (source / "config.json").is_file():
             args += ["--resolution", str(config.resolution)]
-        written = network | {"data", "out"}
+        handled = network | {"data", "out"}
     else:
         args += ["--resolution", str(config.resolution), "--preset", config.preset]
-        written = {"data", "out", "resolution", "preset"}
+        handled = {"data", "out", "resolution", "preset"}
     for field in fields(config):
         value = getattr(config, field.name)
         default = presets[config.preset].get(field.name, field.default)
-        if field.name in written or value == default:
+        if field.name in handled or value == default:
             continue
         option = "--" + field.name.replace("_", "-")
         if isinstance(value, bool):
