@@ -87,7 +87,7 @@ class MainWindow(QMainWindow):
         self.docks["latent"].raise_()  # what users reach for first; the demo model opens by itself
 
         def open_train() -> None:
-            from .panels.train_dialog import open_train_dialog  # a dialog made on first use (loads pyqtgraph)
+            from .panels.train import open_train_dialog  # a dialog made on first use (loads pyqtgraph)
 
             open_train_dialog(self)
 

@@ -13,31 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from engine.api import FAMILIES, PRESETS_BY_FAMILY, package_root
+from engine.api import FAMILIES, PRESETS_BY_FAMILY, EngineError, TrainConfig, package_root, train_arguments
 
 DEFAULT_FAMILY = FAMILIES[0]
 RESOLUTIONS = (32, 64, 128, 256)
-
-
-@dataclass
-class TrainRequest:
-    """What the Train dialog asks for; ``data`` is a folder or ``phantoms:<kind>``."""
-
-    data: str
-    run_dir: Path
-    family: str = DEFAULT_FAMILY
-    resolution: int = 64
-    preset: str = "small"
-    iterations: int = 1000
-    batch_size: int = 4
-    log_every: int = 20
-    preview_every: int = 200
-    checkpoint_every: int = 500
-    device: str = "auto"
-    modality: str = ""  # for a plain NIfTI folder: ct | mri
-    precision: str = "fp32"  # or bf16 (CUDA; CPUs with bf16 instructions)
-    init_from: str = ""  # a model or run to start from (HA-GAN: fine-tune; split-shuffle 3d: inflate a 2D model)
-    mode_seeking: float = 0.0  # HA-GAN: weight of the term that keeps seeds apart; 0 = off
 
 
 def repo_root() -> Path:
@@ -67,59 +46,18 @@ def saved_iteration(folder: Path) -> int | None:
     return max(numbers) if numbers else None
 
 
-def request_from_run(run_dir: Path) -> TrainRequest | None:
-    """The settings a run was started with (its ``config.json``, read by the engine) as the dialog's
-    form holds them; None when they are missing or unreadable (the form then stays as it is)."""
-    from engine.api import EngineError, TrainConfig
-
+def run_settings(run_dir: Path) -> TrainConfig | None:
+    """The settings a run was started with (its ``config.json``, read by the engine); None when they
+    are missing or unreadable (the form then stays as it is)."""
     try:
-        config = TrainConfig.load(Path(run_dir) / "config.json")
+        return TrainConfig.load(Path(run_dir) / "config.json")
     except (EngineError, TypeError):  # TypeError: keys of the right name with values of the wrong kind
         return None
-    return TrainRequest(
-        data=config.data,
-        run_dir=Path(run_dir),
-        family=config.family,
-        resolution=config.resolution,
-        preset=config.preset,
-        iterations=config.iterations,
-        batch_size=config.batch_size,
-        log_every=config.log_every,
-        preview_every=config.preview_every,
-        checkpoint_every=config.checkpoint_every,
-        modality=config.modality,
-        precision=config.precision,
-        init_from=config.init_from,
-        mode_seeking=config.mode_seeking,
-    )
 
 
-def start_arguments(request: TrainRequest) -> list[str]:
-    """Arguments after the interpreter for a new run."""
-    args = ["-m", "engine", "train"]
-    if request.data.startswith("phantoms:"):
-        args += ["--phantoms", request.data.split(":", 1)[1]]
-    else:
-        args += ["--data", request.data]
-        if request.modality:
-            args += ["--modality", request.modality]
-    if request.family != DEFAULT_FAMILY:
-        args += ["--family", request.family]
-    args += ["--out", str(request.run_dir)]
-    if request.init_from:
-        # the network comes from the source; only official HA-GAN files do not record their resolution
-        args += ["--init-from", request.init_from]
-        if not records_network(Path(request.init_from)):
-            args += ["--resolution", str(request.resolution)]
-    else:
-        args += ["--resolution", str(request.resolution), "--preset", request.preset]
-    for option in ("iterations", "batch_size", "log_every", "preview_every", "checkpoint_every"):
-        args += ["--" + option.replace("_", "-"), str(getattr(request, option))]
-    if request.precision != "fp32":
-        args += ["--precision", request.precision]
-    if request.mode_seeking and request.family == DEFAULT_FAMILY:
-        args += ["--mode-seeking", f"{request.mode_seeking:g}"]
-    return [*args, "--device", request.device, "--progress-json", "-"]
+def start_arguments(config: TrainConfig, device: str = "auto") -> list[str]:
+    """Arguments after the interpreter for a new run; the engine writes its settings as options."""
+    return ["-m", "engine", "train", *train_arguments(config), "--device", device, "--progress-json", "-"]
 
 
 def records_network(source: Path) -> bool:

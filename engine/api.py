@@ -28,7 +28,7 @@ from .model_input import PreparedScan, prepare_scan
 from .nifti import is_nifti_path, load_nifti, save_nifti
 from .precision import EXACT, allowed_precisions, fast_precision
 from .reading import read_volume
-from .training.config import FAMILIES, PRESETS_BY_FAMILY, TrainConfig
+from .training.config import FAMILIES, PRESETS_BY_FAMILY, TrainConfig, train_arguments
 from .training.run_log import read_losses
 from .volume import IntensityMapping, Volume, generated_affine
 
@@ -94,6 +94,7 @@ __all__ = [
     "seam_score",
     "seed_to_z",
     "slab_boundaries",
+    "train_arguments",
     "user_message",
     "write_report",
 ]

@@ -178,3 +178,40 @@ class TrainConfig:
         if values.get("window") is not None:
             values["window"] = tuple(values["window"])
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def train_arguments(config: TrainConfig) -> list[str]:
+    """``config`` as the arguments of ``python -m engine train`` (after ``train``) that rebuild it.
+
+    The data, the run folder and the network (resolution, preset) are always written, every other
+    setting only where it differs from its default. With ``init_from`` the network comes from the
+    source, so it is left out, except the resolution of a source that does not record it (official
+    HA-GAN files; our model files and run folders do).
+    """
+    kind = config.data.removeprefix("phantoms:")
+    args = ["--phantoms", kind] if kind != config.data else ["--data", config.data]
+    args += ["--out", config.out]
+    presets = PRESETS_BY_FAMILY[config.family]
+    network = {"resolution", "preset", "latent_dim", "g_width", "d_width", "e_width", "max_width"}
+    network |= {"blocks", "block_groups", "num_class"}  # what a start model brings
+    if config.init_from:  # an HA-GAN to fine-tune or a 2D model to inflate: either brings its network
+        source = Path(config.init_from)
+        if source.suffix != ".safetensors" and not (source / "config.json").is_file():
+            args += ["--resolution", str(config.resolution)]
+        handled = network | {"data", "out"}
+    else:
+        args += ["--resolution", str(config.resolution), "--preset", config.preset]
+        handled = {"data", "out", "resolution", "preset"}
+    for field in fields(config):
+        value = getattr(config, field.name)
+        default = presets[config.preset].get(field.name, field.default)
+        if field.name in handled or value == default:
+            continue
+        option = "--" + field.name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(option)  # a switch: on where the default is off
+        elif isinstance(value, tuple):
+            args += [option, *map(repr, value)]
+        else:
+            args += [option, repr(value) if isinstance(value, float) else str(value)]
+    return args
