@@ -8,6 +8,8 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QFrame,
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from .context import AppContext
 from .generation import GenerationController
+from .keys import FieldKeys, keys_dialog
 from .settings import settings
 from .state import AppState, LoadedModel
 from .views.hierarchy import HierarchyView
@@ -48,6 +51,8 @@ class MainWindow(QMainWindow):
         available = screen.availableGeometry() if screen else None
         self.resize(*(int(v * 0.95) for v in (available.width(), available.height())) if available else (1400, 900))
         self.state = AppState(self)
+        self._field_keys = FieldKeys(self)  # keys the focused text field or list uses stay there
+        QApplication.instance().installEventFilter(self._field_keys)
         self.jobs = JobRunner(self)
         self.generation = GenerationController(self.state, self.jobs, self)
         self.context = AppContext(self.state, self.jobs, self.generation, self, self.report_error, self.show_message)
@@ -151,20 +156,24 @@ class MainWindow(QMainWindow):
 
         reset = QAction("&Reset view", self, shortcut=QKeySequence("R"))
         reset.triggered.connect(self.hierarchy.reset_cameras)
+        reset_all = QAction("Reset &all views", self, shortcut=QKeySequence("Shift+R"))
+        reset_all.triggered.connect(self.hierarchy.reset_cameras)
         up = QAction("Slice &up", self, shortcut=QKeySequence("Up"))
         up.triggered.connect(lambda: self.hierarchy.step_slice(+1))
         down = QAction("Slice &down", self, shortcut=QKeySequence("Down"))
         down.triggered.connect(lambda: self.hierarchy.step_slice(-1))
-        for action in (reset, up, down):
+        for action in (reset, reset_all, up, down):
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         stacked = QAction("Stack the three panes &vertically", self, checkable=True)
         stacked.toggled.connect(lambda on: self.state.set_layout("stacked" if on else "side by side"))
-        self.view_menu.addActions([reset, up, down, stacked])
+        self.state.layout_changed.connect(lambda layout: stacked.setChecked(layout == "stacked"))
+        self.view_menu.addActions([reset, reset_all, up, down, stacked])
         self.view_menu.addSeparator()
 
-        keys = QAction("&Keyboard and mouse", self)
-        keys.triggered.connect(self._show_help)
+        keys = QAction("&Keys and mouse", self)
+        keys.triggered.connect(self.show_keys)
         self.help_menu.addAction(keys)
+        self._keys_dialog: QDialog | None = None
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()
@@ -277,15 +286,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{model.name} — {TITLE}")
         self.show_message(f"Loaded {Path(model.path).name}")
 
-    def _show_help(self) -> None:
-        QMessageBox.information(
-            self,
-            "Keyboard and mouse",
-            "Slice views: click = move the crosshair; left drag = window/level; wheel or Up/Down = "
-            "next/previous slice; right drag = zoom; middle drag = pan.\n"
-            "3D views: left drag = rotate; right drag or wheel = zoom; middle drag = pan.\n"
-            "R = reset view; N / P = next / previous seed; Ctrl+Shift+S = screenshot; Esc = cancel job.",
-        )
+    def show_keys(self) -> QDialog:
+        """Help ▸ Keys: every shortcut and mouse action (a window beside the app, not modal)."""
+        if self._keys_dialog is None:
+            self._keys_dialog = keys_dialog(self)
+        self._keys_dialog.show()
+        self._keys_dialog.raise_()
+        return self._keys_dialog
 
     # -- layout memory ---------------------------------------------------------------------------
 
@@ -311,5 +318,6 @@ class MainWindow(QMainWindow):
             if closer:
                 closer()
         self.jobs.shutdown()
+        QApplication.instance().removeEventFilter(self._field_keys)
         self.hierarchy.close_views()
         super().closeEvent(event)
