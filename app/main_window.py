@@ -32,6 +32,7 @@ from .state import AppState, LoadedModel
 from .views.hierarchy import HierarchyView
 from .volume_files import NIFTI_FILTER, export_volume, open_volume
 from .workers import JobRunner
+from .workspace import WORKSPACE_FILES, WorkspaceController, last_workspace_path
 
 TITLE = "GAN Volume Explorer"
 LEFT, RIGHT = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
@@ -64,6 +65,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._add_panels()
+        self.workspace = WorkspaceController(self.context, self)  # after the panels: it restores last
+        self._offer_last_workspace()
         self.generation.model_failed.connect(self.report_error)
         self.generation.generation_failed.connect(self.report_error)
         self.state.model_changed.connect(self._on_model_changed)
@@ -146,6 +149,14 @@ class MainWindow(QMainWindow):
         open_volume = QAction("Open &volume (NIfTI)…", self, shortcut=QKeySequence("Ctrl+Shift+O"))
         open_volume.triggered.connect(self.choose_volume)
         self.file_menu.addActions([open_model, open_volume])
+        self.file_menu.addSeparator()
+        save_workspace = self.file_menu.addAction("Save &workspace…")
+        save_workspace.triggered.connect(self.choose_workspace_to_save)
+        self.file_menu.addAction("Open wor&kspace…").triggered.connect(self.choose_workspace_to_open)
+        self.reopen_action = self.file_menu.addAction("Reopen &last workspace")
+        self.reopen_action.triggered.connect(self.reopen_last_workspace)
+        self.reopen_action.setEnabled(False)
+        self.file_menu.addSeparator()
         export = self.file_menu.addMenu("&Export as NIfTI")
         for part, text in (("full", "&Full volume…"), ("anchor", "&Anchor…"), ("slab", "&Slab…")):
             action = export.addAction(text)
@@ -254,6 +265,39 @@ class MainWindow(QMainWindow):
             export_volume(self.context, part, path)
 
     @Slot()
+    def choose_workspace_to_save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save workspace", "workspace.json", WORKSPACE_FILES)
+        if path:
+            self.workspace.save(path)
+
+    @Slot()
+    def choose_workspace_to_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open workspace", "", WORKSPACE_FILES)
+        if path:
+            self._drop_reopen_offer()
+            self.workspace.open(path)
+
+    def _offer_last_workspace(self) -> None:
+        """The workspace autosaved at the last exit, offered in the status bar and the File menu; never
+        a blocking question (scripts, screenshots and tests start without one)."""
+        self.reopen_offer = QPushButton("Reopen last workspace")
+        self.reopen_offer.setToolTip("Everything set up when the app was last closed: model, latent, keyframes, views")
+        self.reopen_offer.clicked.connect(self.reopen_last_workspace)
+        self.statusBar().addWidget(self.reopen_offer)
+        self.reopen_offer.hide()
+        if self.interactive and last_workspace_path().exists():
+            self.reopen_action.setEnabled(True)
+            self.reopen_offer.show()
+
+    @Slot()
+    def reopen_last_workspace(self) -> None:
+        self._drop_reopen_offer()
+        self.workspace.open(last_workspace_path())
+
+    def _drop_reopen_offer(self) -> None:
+        self.reopen_offer.hide()
+
+    @Slot()
     def choose_screenshot(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "screenshot.png", "PNG images (*.png)")
         if path:
@@ -309,6 +353,8 @@ class MainWindow(QMainWindow):
             super().closeEvent(event)
             return
         self._closed = True
+        if self.interactive:
+            self.workspace.autosave()
         store = settings()
         store.setValue("window/geometry", self.saveGeometry())
         store.setValue("window/state", self.saveState())
