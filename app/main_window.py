@@ -102,13 +102,16 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
-        if not self._layout_restored:  # first start: narrow side columns, the panes get the width
-            self._layout_restored = True
-            docks = list(self.docks.values())
-            self.resizeDocks(docks, [300] * len(docks), Qt.Orientation.Horizontal)  # or their minimum
-        for bar in self.findChildren(QTabBar):  # dock tabs: whole names, scroll arrows when they do not fit
+        bars = self.findChildren(QTabBar)
+        for bar in bars:  # dock tabs: whole names, scroll arrows when they do not fit
             bar.setElideMode(Qt.TextElideMode.ElideNone)
             bar.setUsesScrollButtons(True)
+        if not self._layout_restored:  # first start: a narrow side column, the panes get the width
+            self._layout_restored = True
+            tabs = max((sum(bar.tabSizeHint(i).width() for i in range(bar.count())) for bar in bars), default=0)
+            docks = list(self.docks.values())
+            width = max(300, tabs + 4)  # every tab's name whole (or the panels' minimum, if wider)
+            self.resizeDocks(docks, [width] * len(docks), Qt.Orientation.Horizontal)
 
     def add_panel(
         self, name: str, widget: QWidget, title: str, area: Qt.DockWidgetArea, tab_with: str | None = None

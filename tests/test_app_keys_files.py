@@ -155,3 +155,36 @@ def test_the_isosurface_level_has_a_unit_and_zero_is_a_level(main_window, qtbot,
     assert state.iso_value == 0.0 and main_window.hierarchy.full.iso_value == 0.0
     panel.iso_default.setChecked(True)
     assert state.iso_value is None and main_window.hierarchy.full.iso_value is None
+
+
+def test_ct_body_and_bone_renderings_hide_air_and_table_and_show_bone():
+    from app.render.scene3d import volume_presets
+
+    ct = Volume(np.zeros((4, 4, 4), dtype=np.float32), np.eye(4), CT_WINDOW)
+    presets = {p["name"]: p for p in volume_presets(ct, "ct")}
+
+    def opacity(name: str, hu: float) -> float:
+        preset = presets[name]
+        low, high = preset["range"]
+        return float(np.interp(hu, np.linspace(low, high, len(preset["opacity"])), preset["opacity"]))
+
+    for name in ("Body", "Bone"):
+        assert opacity(name, -1000) == 0 and opacity(name, 250) == 0  # air and the scanner table
+        assert opacity(name, 550) > 0.5  # bone
+    assert 0 < opacity("Body", 50) < 0.1  # soft tissue: a veil over the skeleton
+    assert opacity("Lung", -1000) == 0 and opacity("Lung", -820) > 0 and opacity("Lung", 40) == 0
+
+
+def test_dock_tabs_show_whole_names_and_an_empty_bookmark_list_stays_small(main_window, qtbot):
+    from PySide6.QtWidgets import QTabBar
+
+    bars = [bar for bar in main_window.findChildren(QTabBar) if bar.count() > 1 and bar.isVisible()]
+    assert bars
+    for bar in bars:
+        names = [bar.tabText(i) for i in range(bar.count())]
+        assert "Encode" in names
+        assert bar.tabRect(bar.count() - 1).right() <= bar.width(), names  # the last tab is not cut
+    main_window.docks["latent"].raise_()
+    panel = main_window.panels["latent"]
+    qtbot.waitUntil(panel.bookmark_list.isVisible)
+    assert panel.bookmark_list.height() < 0.4 * panel.parentWidget().height()
