@@ -110,11 +110,14 @@ def keys_dialog(parent: QWidget) -> QDialog:
         table.setItem(row, 0, QTableWidgetItem(keys))
         table.setItem(row, 1, QTableWidgetItem(action))
     table.resizeColumnsToContents()
+    table.resizeRowsToContents()
     table.horizontalHeader().setStretchLastSection(True)
     buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
     buttons.rejected.connect(dialog.close)
     layout = QVBoxLayout(dialog)
     layout.addWidget(table)
     layout.addWidget(buttons)
-    dialog.resize(620, 560)
+    width = table.columnWidth(0) + table.columnWidth(1) + table.verticalScrollBar().sizeHint().width() + 40
+    height = table.horizontalHeader().height() + sum(table.rowHeight(r) for r in range(table.rowCount())) + 80
+    dialog.resize(width, min(height, 720))  # every action readable without scrolling sideways
     return dialog
