@@ -268,7 +268,7 @@ class WorkspaceController(QObject):
         self._pending = None
         model_path = workspace.model_path
         if not model_path or self._is_shown(workspace, state.model):
-            self._apply(workspace, source)
+            self._apply(workspace, source, self._changed(workspace, state.model))
         elif not Path(model_path).exists():
             self._apply(workspace, source, f"its model {model_path} is missing")
         else:
@@ -286,9 +286,13 @@ class WorkspaceController(QObject):
         (workspace, source), self._pending = self._pending, None
         if not self._is_shown(workspace, model):
             return  # another model was opened meanwhile: that one wins
-        changed = workspace.model_hash and model.card.content_hash != workspace.model_hash
-        problem = f"its model {workspace.model_path} changed since it was saved" if changed else ""
-        self._apply(workspace, source, problem)
+        self._apply(workspace, source, self._changed(workspace, model))
+
+    @staticmethod
+    def _changed(workspace: Workspace, model: LoadedModel | None) -> str:
+        if model is None or not workspace.model_hash or model.card.content_hash == workspace.model_hash:
+            return ""
+        return f"its model {workspace.model_path} changed since it was saved"
 
     def _on_model_failed(self) -> None:
         """The model could not load (its own error was shown): the rest goes on the model at hand."""

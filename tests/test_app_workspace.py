@@ -135,6 +135,8 @@ def test_a_changed_model_is_named(main_window, qtbot, tiny_model_file, tmp_path)
         main_window.workspace.open(path)
     assert len(main_window.dialogs) == 1 and "changed since it was saved" in main_window.dialogs[0]
     assert torch.equal(main_window.state.latent.z, seed_to_z(4, 16))
+    main_window.workspace.open(path)  # again, on the model now shown: the same line, no reload
+    assert len(main_window.dialogs) == 2 and "changed since it was saved" in main_window.dialogs[1]
 
 
 @pytest.mark.parametrize(
