@@ -286,7 +286,7 @@ class MainWindow(QMainWindow):
         self.reopen_offer = QPushButton("Reopen last workspace")
         self.reopen_offer.setToolTip("Everything set up when the app was last closed: model, latent, keyframes, views")
         self.reopen_offer.clicked.connect(self.reopen_last_workspace)
-        self.statusBar().addWidget(self.reopen_offer)
+        self.statusBar().insertPermanentWidget(0, self.reopen_offer)  # (status messages would hide a plain one)
         self.reopen_offer.hide()
         if self.interactive and last_workspace_path().exists():
             self.reopen_action.setEnabled(True)
