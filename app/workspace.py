@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ SUFFIX = ".json"
 WORKSPACE_FILES = "Workspaces (*.json);;All files (*)"
 LAST_WORKSPACE = "last-workspace.json"  # in the user data folder, written when the app closes
 METHODS = ("slerp", "lerp")
+NUMBER_LIST = re.compile(r"\[\s*(-?[0-9][-+0-9.eE,\s]*?)\s*\]")
 
 
 class WorkspaceError(ValueError):
@@ -203,6 +205,7 @@ class Workspace:
 def write_workspace(path: str | os.PathLike, workspace: Workspace) -> Path:
     """Write the workspace as indented JSON, atomically (a crash leaves the old file or the new one)."""
     text = json.dumps(workspace.to_json(), indent=2) + "\n"
+    text = NUMBER_LIST.sub(lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)  # a vector on one line
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix=SUFFIX)
 
 
