@@ -8,6 +8,8 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QFrame,
@@ -25,11 +27,13 @@ from PySide6.QtWidgets import (
 from .context import AppContext
 from .dicom_menu import add_dicom_actions
 from .generation import GenerationController
+from .keys import FieldKeys, keys_dialog
 from .settings import settings
 from .state import AppState, LoadedModel
 from .views.hierarchy import HierarchyView
 from .volume_files import NIFTI_FILTER, export_volume, open_volume
 from .workers import JobRunner
+from .workspace import WORKSPACE_FILES, WorkspaceController, last_workspace_path
 
 TITLE = "GAN Volume Explorer"
 LEFT, RIGHT = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
@@ -49,6 +53,8 @@ class MainWindow(QMainWindow):
         available = screen.availableGeometry() if screen else None
         self.resize(*(int(v * 0.95) for v in (available.width(), available.height())) if available else (1400, 900))
         self.state = AppState(self)
+        self._field_keys = FieldKeys(self)  # keys the focused text field or list uses stay there
+        QApplication.instance().installEventFilter(self._field_keys)
         self.jobs = JobRunner(self)
         self.generation = GenerationController(self.state, self.jobs, self)
         self.context = AppContext(self.state, self.jobs, self.generation, self, self.report_error, self.show_message)
@@ -60,6 +66,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._add_panels()
+        self.workspace = WorkspaceController(self.context, self)  # after the panels: it restores last
+        self._offer_last_workspace()
         self.generation.model_failed.connect(self.report_error)
         self.generation.generation_failed.connect(self.report_error)
         self.state.model_changed.connect(self._on_model_changed)
@@ -95,13 +103,16 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
-        if not self._layout_restored:  # first start: narrow side columns, the panes get the width
-            self._layout_restored = True
-            docks = list(self.docks.values())
-            self.resizeDocks(docks, [300] * len(docks), Qt.Orientation.Horizontal)  # or their minimum
-        for bar in self.findChildren(QTabBar):  # dock tabs: whole names, scroll arrows when they do not fit
+        bars = self.findChildren(QTabBar)
+        for bar in bars:  # dock tabs: whole names, scroll arrows when they do not fit
             bar.setElideMode(Qt.TextElideMode.ElideNone)
             bar.setUsesScrollButtons(True)
+        if not self._layout_restored:  # first start: a narrow side column, the panes get the width
+            self._layout_restored = True
+            tabs = max((sum(bar.tabSizeHint(i).width() for i in range(bar.count())) for bar in bars), default=0)
+            docks = list(self.docks.values())
+            width = max(300, tabs + 4)  # every tab's name whole (or the panels' minimum, if wider)
+            self.resizeDocks(docks, [width] * len(docks), Qt.Orientation.Horizontal)
 
     def add_panel(
         self, name: str, widget: QWidget, title: str, area: Qt.DockWidgetArea, tab_with: str | None = None
@@ -142,6 +153,14 @@ class MainWindow(QMainWindow):
         open_volume = QAction("Open &volume (NIfTI)…", self, shortcut=QKeySequence("Ctrl+Shift+O"))
         open_volume.triggered.connect(self.choose_volume)
         self.file_menu.addActions([open_model, open_volume])
+        self.file_menu.addSeparator()
+        save_workspace = self.file_menu.addAction("Save &workspace…")
+        save_workspace.triggered.connect(self.choose_workspace_to_save)
+        self.file_menu.addAction("Open wor&kspace…").triggered.connect(self.choose_workspace_to_open)
+        self.reopen_action = self.file_menu.addAction("Reopen &last workspace")
+        self.reopen_action.triggered.connect(self.reopen_last_workspace)
+        self.reopen_action.setEnabled(False)
+        self.file_menu.addSeparator()
         export = self.file_menu.addMenu("&Export as NIfTI")
         for part, text in (("full", "&Full volume…"), ("anchor", "&Anchor…"), ("slab", "&Slab…")):
             action = export.addAction(text)
@@ -153,20 +172,24 @@ class MainWindow(QMainWindow):
 
         reset = QAction("&Reset view", self, shortcut=QKeySequence("R"))
         reset.triggered.connect(self.hierarchy.reset_cameras)
+        reset_all = QAction("Reset &all views", self, shortcut=QKeySequence("Shift+R"))
+        reset_all.triggered.connect(self.hierarchy.reset_cameras)
         up = QAction("Slice &up", self, shortcut=QKeySequence("Up"))
         up.triggered.connect(lambda: self.hierarchy.step_slice(+1))
         down = QAction("Slice &down", self, shortcut=QKeySequence("Down"))
         down.triggered.connect(lambda: self.hierarchy.step_slice(-1))
-        for action in (reset, up, down):
+        for action in (reset, reset_all, up, down):
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         stacked = QAction("Stack the three panes &vertically", self, checkable=True)
         stacked.toggled.connect(lambda on: self.state.set_layout("stacked" if on else "side by side"))
-        self.view_menu.addActions([reset, up, down, stacked])
+        self.state.layout_changed.connect(lambda layout: stacked.setChecked(layout == "stacked"))
+        self.view_menu.addActions([reset, reset_all, up, down, stacked])
         self.view_menu.addSeparator()
 
-        keys = QAction("&Keyboard and mouse", self)
-        keys.triggered.connect(self._show_help)
+        keys = QAction("&Keys and mouse", self)
+        keys.triggered.connect(self.show_keys)
         self.help_menu.addAction(keys)
+        self._keys_dialog: QDialog | None = None
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()
@@ -247,6 +270,39 @@ class MainWindow(QMainWindow):
             export_volume(self.context, part, path)
 
     @Slot()
+    def choose_workspace_to_save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save workspace", "workspace.json", WORKSPACE_FILES)
+        if path:
+            self.workspace.save(path)
+
+    @Slot()
+    def choose_workspace_to_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open workspace", "", WORKSPACE_FILES)
+        if path:
+            self._drop_reopen_offer()
+            self.workspace.open(path)
+
+    def _offer_last_workspace(self) -> None:
+        """The workspace autosaved at the last exit, offered in the status bar and the File menu; never
+        a blocking question (scripts, screenshots and tests start without one)."""
+        self.reopen_offer = QPushButton("Reopen last workspace")
+        self.reopen_offer.setToolTip("Everything set up when the app was last closed: model, latent, keyframes, views")
+        self.reopen_offer.clicked.connect(self.reopen_last_workspace)
+        self.statusBar().insertPermanentWidget(0, self.reopen_offer)  # (status messages would hide a plain one)
+        self.reopen_offer.hide()
+        if self.interactive and last_workspace_path().exists():
+            self.reopen_action.setEnabled(True)
+            self.reopen_offer.show()
+
+    @Slot()
+    def reopen_last_workspace(self) -> None:
+        self._drop_reopen_offer()
+        self.workspace.open(last_workspace_path())
+
+    def _drop_reopen_offer(self) -> None:
+        self.reopen_offer.hide()
+
+    @Slot()
     def choose_screenshot(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "screenshot.png", "PNG images (*.png)")
         if path:
@@ -279,15 +335,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{model.name} — {TITLE}")
         self.show_message(f"Loaded {Path(model.path).name}")
 
-    def _show_help(self) -> None:
-        QMessageBox.information(
-            self,
-            "Keyboard and mouse",
-            "Slice views: click = move the crosshair; left drag = window/level; wheel or Up/Down = "
-            "next/previous slice; right drag = zoom; middle drag = pan.\n"
-            "3D views: left drag = rotate; right drag or wheel = zoom; middle drag = pan.\n"
-            "R = reset view; N / P = next / previous seed; Ctrl+Shift+S = screenshot; Esc = cancel job.",
-        )
+    def show_keys(self) -> QDialog:
+        """Help ▸ Keys: every shortcut and mouse action (a window beside the app, not modal)."""
+        if self._keys_dialog is None:
+            self._keys_dialog = keys_dialog(self)
+        self._keys_dialog.show()
+        self._keys_dialog.raise_()
+        return self._keys_dialog
 
     # -- layout memory ---------------------------------------------------------------------------
 
@@ -304,6 +358,8 @@ class MainWindow(QMainWindow):
             super().closeEvent(event)
             return
         self._closed = True
+        if self.interactive:
+            self.workspace.autosave()
         store = settings()
         store.setValue("window/geometry", self.saveGeometry())
         store.setValue("window/state", self.saveState())
@@ -313,5 +369,6 @@ class MainWindow(QMainWindow):
             if closer:
                 closer()
         self.jobs.shutdown()
+        QApplication.instance().removeEventFilter(self._field_keys)
         self.hierarchy.close_views()
         super().closeEvent(event)

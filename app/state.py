@@ -95,6 +95,7 @@ class AppState(QObject):
     volumes_changed = Signal(object)  # dict part -> Volume (anchor, slab, full; what the views show)
     layout_changed = Signal(str)  # one of LAYOUTS
     path_changed = Signal(object)  # LatentPath
+    source_changed = Signal(str)  # the file whose volume is shown; "" when the model's parts are
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -111,11 +112,13 @@ class AppState(QObject):
         self.volumes: dict[str, Volume] = {}
         self.layout = LAYOUTS[0]
         self.path = LatentPath()
+        self.file_source = ""  # a volume opened from a file replaces the model's parts until they come back
 
     def set_model(self, model: LoadedModel | None) -> None:
         """A new model: volumes of the old one are dropped and the slab goes back to the middle."""
         self.model = model
         self.volumes = {}
+        self.file_source = ""  # (model_changed tells the views)
         self.slab_start = 0 if model is None else self._slab_in_range(model.resolution // 2)
         self.crosshair = np.zeros(3)
         self.model_changed.emit(model)
@@ -148,14 +151,21 @@ class AppState(QObject):
             self.slab_start = start
             self.slab_changed.emit(start)
 
-    def set_render_mode(self, mode: str, preset: int | None = None, iso_value: float | None = None) -> None:
-        """3D mode, and optionally the volume-rendering preset or the isosurface level."""
+    def set_render_mode(self, mode: str, preset: int | None = None) -> None:
+        """3D mode, and optionally the volume-rendering preset."""
         if mode not in RENDER_MODES:
             raise ValueError(f"unknown 3D mode '{mode}'; choose one of {', '.join(RENDER_MODES)}")
-        new = (mode, self.volume_preset if preset is None else preset, iso_value or self.iso_value)
-        if new != (self.render_mode, self.volume_preset, self.iso_value):
-            self.render_mode, self.volume_preset, self.iso_value = new
+        new = (mode, self.volume_preset if preset is None else int(preset))
+        if new != (self.render_mode, self.volume_preset):
+            self.render_mode, self.volume_preset = new
             self.render_mode_changed.emit(mode)
+
+    def set_iso_value(self, value: float | None) -> None:
+        """The isosurface level in the volume's physical units; None: the preset's default level."""
+        value = None if value is None else float(value)
+        if value != self.iso_value:
+            self.iso_value = value
+            self.render_mode_changed.emit(self.render_mode)
 
     def set_path(self, path: LatentPath) -> None:
         """The interpolation path (its panel shows the point at t by setting the latent)."""
@@ -172,9 +182,26 @@ class AppState(QObject):
 
     def set_volumes(self, volumes: dict[str, Volume], replace: bool = False) -> None:
         """Parts replace the ones of the same name and the others stay (a slab move keeps the full
-        volume), unless ``replace``: then only these parts are shown (a volume opened from a file)."""
+        volume), unless ``replace``: then only these parts are shown. The model's parts after a
+        volume from a file bring back the model's own view settings (its default window)."""
+        if not replace and self.file_source:
+            self._leave_file()
+            self.window = None  # the views pick the model's default window for these parts
+            self.volumes = {}  # the file's volume goes
         self.volumes = dict(volumes) if replace else {**self.volumes, **volumes}
         self.volumes_changed.emit(dict(self.volumes))
+
+    def show_file(self, volume: Volume, path: str, window: WindowLevel) -> None:
+        """A volume opened from a file, as the full volume alone, with its own window."""
+        self.file_source = str(path)
+        self.source_changed.emit(self.file_source)
+        self.set_window(window)
+        self.set_volumes({"full": volume}, replace=True)
+
+    def _leave_file(self) -> None:
+        if self.file_source:
+            self.file_source = ""
+            self.source_changed.emit("")
 
     def _slab_in_range(self, start: int) -> int:
         """Snap to the 4-voxel grid of G^A's features and keep the slab inside the volume."""

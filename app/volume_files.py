@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtWidgets import QInputDialog, QWidget
 
 from engine.api import (
@@ -19,21 +20,36 @@ from engine.api import (
 )
 
 from .context import AppContext
+from .render.window_level import WindowLevel, default_window, percentile_window
 from .workers import BACKGROUND
 
 NIFTI_FILTER = "NIfTI volumes (*.nii.gz *.nii);;All files (*)"
+FOREGROUND_SHARE = 0.05  # below this share of voxels above the minimum, window the whole volume
+
+
+def file_window(volume: Volume) -> WindowLevel:
+    """A file's own window, whatever model is loaded: the CT default for HU volumes, otherwise
+    1–99 % of the foreground (the voxels above the volume's minimum, e.g. not the air around a head)."""
+    if volume.intensity.unit == "HU":
+        return default_window(volume, "ct")
+    values = np.asarray(volume.array, dtype=np.float32).ravel()
+    foreground = values[values > values.min()] if values.size else values
+    return percentile_window(foreground if foreground.size >= FOREGROUND_SHARE * values.size else values)
 
 
 def open_volume(context: AppContext, path: str | os.PathLike) -> None:
-    """Read a NIfTI in the background and show it as the full volume (it has no anchor or slabs)."""
+    """Read a NIfTI in the background and show it as the full volume (it has no anchor or slabs),
+    with its own window and without the model's slab box."""
     path = Path(path)
 
     def work(progress):
         progress(0, 0, f"reading {path.name}")
-        return load_nifti(path)
+        volume = load_nifti(path)
+        return volume, file_window(volume)  # statistics off the UI thread too
 
-    def done(volume: Volume) -> None:
-        context.state.set_volumes({"full": volume}, replace=True)
+    def done(result: tuple[Volume, WindowLevel]) -> None:
+        volume, window = result
+        context.state.show_file(volume, str(path), window)
         context.show_message(f"Opened {path.name}")
 
     context.jobs.submit("open volume", f"Opening {path.name}", work, done, context.report_error, pool=BACKGROUND)

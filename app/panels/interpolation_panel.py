@@ -227,6 +227,11 @@ class InterpolationPanel(QWidget):
         self.keyframe_list.blockSignals(False)
         if self.method_box.currentText() != path.method:
             self.method_box.setCurrentText(path.method)
+        if self.slider.value() != round(path.t * STEPS):  # t set from elsewhere (a workspace)
+            self.slider.blockSignals(True)
+            self.slider.setValue(round(path.t * STEPS))
+            self.slider.blockSignals(False)
+            self.t_label.setText(f"t = {path.t:.3f}")
         self._update_enabled()
         structure = (tuple((k.key, k.label) for k in path.keyframes), path.method)
         changed, self._structure = structure != self._structure, structure  # (a move of t is not a change)

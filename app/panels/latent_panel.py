@@ -66,7 +66,8 @@ class LatentPanel(QWidget):
         form.addRow("Truncation", self.truncation_box)
         self.layout_ = QVBoxLayout(self)
         self.layout_.addLayout(form)
-        self.layout_.addWidget(self._build_bookmarks(), 1)
+        self.layout_.addWidget(self._build_bookmarks())
+        self.layout_.addStretch(1)  # the panel's spare height stays below, not in an empty list
 
         self.seed_box.valueChanged.connect(self._show_seed)
         self.previous_button.clicked.connect(lambda: self.step(-1))
@@ -75,7 +76,7 @@ class LatentPanel(QWidget):
         self.truncation_box.valueChanged.connect(context.state.set_truncation)
         context.state.truncation_changed.connect(self._on_truncation)
         context.state.model_changed.connect(self._on_model)
-        context.state.latent_changed.connect(lambda *_: self._update_buttons())
+        context.state.latent_changed.connect(self._on_latent)
         window = context.window
         for key, step in (("N", +1), ("P", -1)):
             shortcut = QShortcut(QKeySequence(key), window)
@@ -104,6 +105,14 @@ class LatentPanel(QWidget):
             self._show_seed(self.seed_box.value())  # the new model's latent size may differ
         self._fill_bookmarks()
 
+    def _on_latent(self, latent: Latent, _quality: str) -> None:
+        """A seed shown from elsewhere (a bookmark, a workspace) appears in the seed box, quietly."""
+        if latent.seed is not None and self.seed_box.value() != latent.seed:
+            self.seed_box.blockSignals(True)
+            self.seed_box.setValue(latent.seed)
+            self.seed_box.blockSignals(False)
+        self._update_buttons()
+
     def _on_truncation(self, value: float) -> None:
         if self.truncation_box.value() != value:
             self.truncation_box.setValue(value)
@@ -116,6 +125,9 @@ class LatentPanel(QWidget):
         self.bookmark_scope.setWordWrap(True)
         self.bookmark_list = QListWidget()
         self.bookmark_list.setToolTip("Click to show; double-click or F2 to rename")
+        rows = self.bookmark_list.fontMetrics().height() + 6
+        self.bookmark_list.setMinimumHeight(3 * rows)  # a few rows; it grows with the panel only when asked
+        self.bookmark_list.setMaximumHeight(10 * rows)
         self.add_button = QPushButton("Add current")
         self.add_button.setToolTip("Bookmark the latent shown now, with its truncation (Ctrl+D)")
         self.add_button.setShortcut(QKeySequence("Ctrl+D"))

@@ -17,6 +17,8 @@ MAX_3D_SIZE = 128  # larger volumes are rendered in 3D from every n-th voxel (sl
 # camera drag), VTK casts fewer rays through the volume; the still frame after it is full quality.
 INTERACTIVE_UPDATE_RATE = 15.0
 STILL_UPDATE_RATE = 0.0001  # VTK's default still rate: no time limit, full quality
+OPACITY_STEPS = 128  # samples of a transfer function given as points (not 256: pyvista takes those as 0-255)
+ISO_SMOOTH_VOXELS = 1.0  # Gaussian blur before the isosurface: thin bone stays whole, noise and table go
 
 
 def allow_coarse_interaction(actor) -> None:
@@ -48,6 +50,9 @@ def volume_presets(volume: Volume, modality: str = "") -> list[dict]:
         if "range_percentiles" in entry:
             sample = volume.array.ravel()[:: max(1, volume.array.size // 200_000)]
             entry["range"] = [float(v) for v in np.percentile(sample, entry.pop("range_percentiles"))]
+        if "opacity_points" in entry:  # [[value, opacity], ...] in physical units, linear in between
+            values, opacities = zip(*entry.pop("opacity_points"), strict=True)
+            entry["opacity"] = np.interp(np.linspace(*entry["range"], OPACITY_STEPS), values, opacities).tolist()
         presets.append(entry)
     return presets or [{"name": "Default", "range": _min_max(volume), "opacity": "sigmoid", "cmap": "gray"}]
 
@@ -85,7 +90,8 @@ def add_3d(
         allow_coarse_interaction(actor)
         return [actor]
     if mode == "isosurface":
-        surface = image.contour([iso_value], scalars="intensity")
+        smoothed = image.gaussian_smooth(std_dev=ISO_SMOOTH_VOXELS, scalars="intensity")
+        surface = smoothed.contour([iso_value], scalars="intensity")
         if surface.n_points == 0:
             return []
         return [plotter.add_mesh(surface, color="#e8dcc8", smooth_shading=True, reset_camera=False, render=False)]

@@ -7,6 +7,8 @@ one crosshair and one set of cameras serve them all. The slab slider moves in st
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
@@ -90,6 +92,7 @@ class HierarchyView(QWidget):
         state.slab_changed.connect(self._on_slab)
         state.render_mode_changed.connect(self._on_render_mode)
         state.layout_changed.connect(self._on_layout)
+        state.source_changed.connect(self._on_source)
         self._on_model(None)
 
     # -- state -> panes ------------------------------------------------------------------------------
@@ -106,7 +109,7 @@ class HierarchyView(QWidget):
             pane.show_message(f"Generating with {model.name}…")
         hierarchical = model.hierarchical
         self.slab_slider.setEnabled(hierarchical)
-        self.full.header.setText(TITLES["full"] if hierarchical else f"Full volume ({model.card.family} generator)")
+        self._show_source()
         if hierarchical:
             steps = (model.resolution - model.slab_thickness) // 4
             self.slab_slider.blockSignals(True)
@@ -119,6 +122,25 @@ class HierarchyView(QWidget):
             self.anchor.show_message(NO_HIERARCHY.format(family=family, part="low-resolution anchor"))
             self.slab.show_message(NO_HIERARCHY.format(family=family, part="slabs (sub-volumes)"))
             self.slab_label.setText("no slabs")
+
+    def _on_source(self, path: str) -> None:
+        """A volume from a file: the full pane names the file, has no slab box and windows by the file's
+        units; the model's parts bring back its title, box and modality."""
+        self._show_source()
+        if path:
+            self.full.set_box("slab", None)
+        elif self.state.model is not None:
+            self._show_slab_box()
+
+    def _show_source(self) -> None:
+        model, path = self.state.model, self.state.file_source
+        if path:
+            self.full.header.setText(f"{Path(path).name} (opened from a file)")
+            self.full.modality = ""
+        elif model is not None:
+            hierarchical = model.hierarchical
+            self.full.header.setText(TITLES["full"] if hierarchical else f"Full volume ({model.card.family} generator)")
+            self.full.modality = model.card.modality
 
     def _on_volumes(self, volumes: dict) -> None:
         if self.state.window is None and volumes:
@@ -218,7 +240,7 @@ class HierarchyView(QWidget):
         if bounds is not None:
             start = self.state.slab_start
             self.slab_label.setText(f"k {start}–{start + model.slab_thickness - 1}")
-        for pane in (self.anchor, self.full):
+        for pane in (self.anchor,) if self.state.file_source else (self.anchor, self.full):
             pane.set_box("slab", bounds)
 
     # -- panes -> state ------------------------------------------------------------------------------

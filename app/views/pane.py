@@ -231,8 +231,7 @@ class VolumePane(QWidget):
         self.render_mode = mode
         if preset is not None:
             self.volume_preset = preset
-        if iso_value is not None:
-            self.iso_value = iso_value
+        self.iso_value = iso_value  # None: the preset's default level
         if self.grid is not None:
             self._rebuild_3d()
             self.render()
