@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QTabBar,
+    QTabWidget,
     QWidget,
 )
 
@@ -26,6 +27,7 @@ from .context import AppContext
 from .generation import GenerationController
 from .settings import settings
 from .state import AppState, LoadedModel
+from .views.gallery import GalleryView
 from .views.hierarchy import HierarchyView
 from .volume_files import NIFTI_FILTER, export_volume, open_volume
 from .workers import JobRunner
@@ -52,7 +54,12 @@ class MainWindow(QMainWindow):
         self.generation = GenerationController(self.state, self.jobs, self)
         self.context = AppContext(self.state, self.jobs, self.generation, self, self.report_error, self.show_message)
         self.hierarchy = HierarchyView(self.state, self)
-        self.setCentralWidget(self.hierarchy)
+        self.gallery = GalleryView(self.context, self)
+        self.tabs = QTabWidget()  # the hierarchy view and the seed gallery share the middle
+        self.tabs.addTab(self.hierarchy, "Hierarchy")
+        self.tabs.addTab(self.gallery, "Gallery")
+        self.gallery.open_requested.connect(lambda _seed: self.tabs.setCurrentWidget(self.hierarchy))
+        self.setCentralWidget(self.tabs)
         self.plotter = self.hierarchy.full.plotter  # the main 3D widget (tests, screenshots)
         self.panels: dict[str, QWidget] = {}
         self.docks: dict[str, QDockWidget] = {}
@@ -310,6 +317,7 @@ class MainWindow(QMainWindow):
             closer = getattr(panel, "shutdown", None)
             if closer:
                 closer()
+        self.gallery.shutdown()
         self.jobs.shutdown()
         self.hierarchy.close_views()
         super().closeEvent(event)
