@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
     def _add_panels(self) -> None:
         """Every dock panel, in the order they appear; each lives in its own file under app/panels."""
         from .panels.artifact_panel import ArtifactPanel
+        from .panels.directions_panel import DirectionsPanel
         from .panels.encode_panel import EncodePanel
         from .panels.interpolation_panel import InterpolationPanel
         from .panels.latent_panel import LatentPanel
@@ -87,6 +88,7 @@ class MainWindow(QMainWindow):
         self.add_panel("model", ModelPanel(self.context), "Model", LEFT)
         self.add_panel("latent", LatentPanel(self.context), "Latent", LEFT, tab_with="model")
         self.add_panel("interpolation", InterpolationPanel(self.context), "Interpolation", LEFT, tab_with="model")
+        self.add_panel("directions", DirectionsPanel(self.context), "Directions", LEFT, tab_with="model")
         self.add_panel("view", ViewPanel(self.context), "Viewing", LEFT, tab_with="model")
         self.add_panel("artifact", ArtifactPanel(self.context), "Artifact check", LEFT, tab_with="model")
         self.add_panel("encode", EncodePanel(self.context), "Encode", LEFT, tab_with="model")
