@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
@@ -124,7 +124,7 @@ class GalleryView(QWidget):
         self.list.setResizeMode(QListView.ResizeMode.Adjust)
         self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         self.list.setUniformItemSizes(True)
-        self.list.setSpacing(4)
+        self.list.setSpacing(0)  # the grid size leaves the room between thumbnails
         self.list.setStyleSheet("QListWidget { background: #1e1e24; color: #e6e6e6; }")
 
         self.open_button = QPushButton("Show in hierarchy")
@@ -221,8 +221,8 @@ class GalleryView(QWidget):
             item.setToolTip(f"seed {seed}: click to show, double-click to open in the hierarchy view")
             self.list.addItem(item)
             self._items[seed] = item
-        if self.list.currentRow() < 0 and self.list.count():
-            self.list.setCurrentRow(0, self.list.selectionCommand(self.list.model().index(0, 0)))
+        if self.list.count():  # the keyboard starts at the first seed; nothing is selected yet
+            self.list.setCurrentRow(0, QItemSelectionModel.SelectionFlag.NoUpdate)
         self.status.setText("")
         if self.context.state.model is None:
             self.status.setText("Open a model to see its seeds")
@@ -244,12 +244,14 @@ class GalleryView(QWidget):
         """Icons sized so a page fits the view (within reason); True when the size changed."""
         columns = math.isqrt(self.page_size)
         viewport = self.list.viewport().size()
-        side = min((viewport.width() - 8) // columns, (viewport.height() - 8) // columns - 22) - 12
+        width = viewport.width() - self.list.verticalScrollBar().sizeHint().width() - 8  # room for a scroll bar
+        side = min(width // columns, (viewport.height() - 8) // columns - 22) - 12
         side = int(min(max(side, 64), 512))
-        if self.list.iconSize().width() == side:
+        grid = QSize(max(side + 12, width // columns), side + 30)  # exactly `columns` per row
+        if self.list.iconSize().width() == side and self.list.gridSize() == grid:
             return False
         self.list.setIconSize(QSize(side, side))
-        self.list.setGridSize(QSize(side + 12, side + 30))
+        self.list.setGridSize(grid)
         return True
 
     # -- thumbnails ----------------------------------------------------------------------------
