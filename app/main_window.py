@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self.plotter = self.hierarchy.full.plotter  # the main 3D widget (tests, screenshots)
         self.panels: dict[str, QWidget] = {}
+        self.compare_window = None
         self.docks: dict[str, QDockWidget] = {}
         self._build_menus()
         self._build_status_bar()
@@ -100,6 +101,17 @@ class MainWindow(QMainWindow):
             open_train_dialog(self)
 
         self.tools_menu.addAction("&Train model…").triggered.connect(open_train)
+        self.tools_menu.addAction("&Compare A/B…").triggered.connect(self.open_compare)
+
+    def open_compare(self):
+        """The A/B comparison window, made on first use (it holds three more 3D views)."""
+        from .compare_window import CompareWindow
+
+        if self.compare_window is None:
+            self.compare_window = CompareWindow(self.context, self)
+        self.compare_window.show()
+        self.compare_window.raise_()
+        return self.compare_window
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
@@ -320,6 +332,8 @@ class MainWindow(QMainWindow):
             if closer:
                 closer()
         self.gallery.shutdown()
+        if self.compare_window is not None:
+            self.compare_window.close_views()
         self.jobs.shutdown()
         self.hierarchy.close_views()
         super().closeEvent(event)
