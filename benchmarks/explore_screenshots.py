@@ -1,4 +1,4 @@
-"""The README's gallery and directions screenshots, made by driving the app on the chest CT demo model.
+"""The README's gallery, directions and A/B comparison screenshots, made by driving the app on the chest CT demo model.
 
 xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/explore_screenshots.py resources/images/
 """
@@ -65,6 +65,16 @@ def main(folder: str) -> int:
     time.sleep(0.5)
     app.processEvents()
     window.grab().save(str(out / "directions.png"), "PNG")
+
+    panel.reset()
+    compare = window.open_compare()
+    compare.resize(1600, 900)
+    compare.seed_boxes["b"].setValue(2)
+    compare.compare()
+    wait(app, lambda: "difference" in compare.volumes)
+    time.sleep(0.5)
+    app.processEvents()
+    compare.grab().save(str(out / "compare.png"), "PNG")
     window.close()
     return 0
 
