@@ -65,8 +65,12 @@ def test_a_sweep_exports_frames_from_minus_to_plus_three_sigma(main_window, qtbo
 
     panel = directions(main_window, qtbot, tiny_model_file)
     panel.frames_box.setValue(3)
-    with qtbot.waitSignal(main_window.jobs.job_finished, timeout=WAIT_MS, check_params_cb=lambda t, o: o == "done"):
-        assert panel.export_sweep(1, nifti_folder=tmp_path) is not None
+    ended: dict[int, str] = {}
+    main_window.jobs.job_finished.connect(lambda ticket, outcome: ended.__setitem__(ticket, outcome))
+    ticket = panel.export_sweep(1, nifti_folder=tmp_path)
+    assert ticket is not None
+    qtbot.waitUntil(lambda: ticket in ended, timeout=WAIT_MS)  # that job, not another one
+    assert ended[ticket] == "done"
     files = sorted(tmp_path.glob("sweep_*.nii.gz"))
     assert len(files) == 3
     n = torch.from_numpy(panel.directions.vectors[1])

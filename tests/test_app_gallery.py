@@ -37,6 +37,16 @@ def click(qtbot, view, seed, modifier=Qt.KeyboardModifier.NoModifier, double=Fal
         qtbot.mouseDClick(view.list.viewport(), Qt.MouseButton.LeftButton, modifier, rect.center())
 
 
+def finish(window, qtbot, submit) -> None:
+    """Run ``submit`` (which returns a job ticket) and wait until that job, not another one, is done."""
+    ended: dict[int, str] = {}
+    window.jobs.job_finished.connect(lambda ticket, outcome: ended.__setitem__(ticket, outcome))
+    ticket = submit()
+    assert ticket is not None
+    qtbot.waitUntil(lambda: ticket in ended, timeout=WAIT_MS)
+    assert ended[ticket] == "done"
+
+
 def test_a_page_shows_the_seeds_it_says_at_full_resolution(main_window, qtbot, tiny_model_file):
     view = gallery(main_window, qtbot, tiny_model_file, first_seed=5)
     assert [view.list.item(r).text() for r in range(view.list.count())] == [f"seed {s}" for s in range(5, 14)]
@@ -94,13 +104,11 @@ def test_selected_seeds_go_to_keyframes_bookmarks_and_a_contact_sheet(main_windo
     names = [main_window.panels["latent"].bookmark_list.item(r).text() for r in range(4)]
     assert names == ["seed 2", "seed 3", "seed 4", "seed 7"]
 
-    with qtbot.waitSignal(main_window.jobs.job_finished, timeout=WAIT_MS):
-        assert view.save_contact_sheet(tmp_path / "page.png") is not None
+    finish(main_window, qtbot, lambda: view.save_contact_sheet(tmp_path / "page.png"))
     sheet = Image.open(tmp_path / "page.png")
     assert sheet.width == 3 * (192 + 4) + 4 and sheet.height == 28 + 3 * (192 + 4) + 4  # 3 x 3 cells
 
-    with qtbot.waitSignal(main_window.jobs.job_finished, timeout=WAIT_MS):
-        view.export(tmp_path)
+    finish(main_window, qtbot, lambda: view.export(tmp_path))
     assert sorted(p.name for p in tmp_path.glob("*.nii.gz")) == [f"seed000{s}_full.nii.gz" for s in (2, 3, 4, 7)]
 
 

@@ -137,6 +137,8 @@ class DirectionsPanel(QWidget):
         def done(directions: Directions) -> None:
             self.directions = directions
             self._fill_rows()
+            if self._shown is not None and self._shown is not self.base:
+                self._show(FULL)  # new sliders start at 0: the views go back to the starting latent
 
         self.context.jobs.submit(
             "directions",

@@ -329,8 +329,8 @@ class GalleryView(QWidget):
             if seed in self._items:
                 self._items[seed].setIcon(self._pixmap(thumbnail))
 
-    def _on_model(self, _model: LoadedModel | None) -> None:
-        self.loader.set_model(None if _model is None else _model.model)
+    def _on_model(self, model: LoadedModel | None) -> None:
+        self.loader.set_model(None if model is None else model.model)
         self._follow_crosshair(force=True)
         self.reload()
 
