@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QTabBar,
+    QTabWidget,
     QWidget,
 )
 
@@ -30,6 +31,7 @@ from .generation import GenerationController
 from .keys import FieldKeys, keys_dialog
 from .settings import settings
 from .state import AppState, LoadedModel
+from .views.gallery import GalleryView
 from .views.hierarchy import HierarchyView
 from .volume_files import NIFTI_FILTER, export_volume, open_volume
 from .workers import JobRunner
@@ -59,9 +61,15 @@ class MainWindow(QMainWindow):
         self.generation = GenerationController(self.state, self.jobs, self)
         self.context = AppContext(self.state, self.jobs, self.generation, self, self.report_error, self.show_message)
         self.hierarchy = HierarchyView(self.state, self)
-        self.setCentralWidget(self.hierarchy)
+        self.gallery = GalleryView(self.context, self)
+        self.tabs = QTabWidget()  # the hierarchy view and the seed gallery share the middle
+        self.tabs.addTab(self.hierarchy, "Hierarchy")
+        self.tabs.addTab(self.gallery, "Gallery")
+        self.gallery.open_requested.connect(lambda _seed: self.tabs.setCurrentWidget(self.hierarchy))
+        self.setCentralWidget(self.tabs)
         self.plotter = self.hierarchy.full.plotter  # the main 3D widget (tests, screenshots)
         self.panels: dict[str, QWidget] = {}
+        self.compare_window = None
         self.docks: dict[str, QDockWidget] = {}
         self._build_menus()
         self._build_status_bar()
@@ -78,6 +86,7 @@ class MainWindow(QMainWindow):
     def _add_panels(self) -> None:
         """Every dock panel, in the order they appear; each lives in its own file under app/panels."""
         from .panels.artifact_panel import ArtifactPanel
+        from .panels.directions_panel import DirectionsPanel
         from .panels.encode_panel import EncodePanel
         from .panels.interpolation_panel import InterpolationPanel
         from .panels.latent_panel import LatentPanel
@@ -89,6 +98,7 @@ class MainWindow(QMainWindow):
         self.add_panel("model", ModelPanel(self.context), "Model", LEFT)
         self.add_panel("latent", LatentPanel(self.context), "Latent", LEFT, tab_with="model")
         self.add_panel("interpolation", InterpolationPanel(self.context), "Interpolation", LEFT, tab_with="model")
+        self.add_panel("directions", DirectionsPanel(self.context), "Directions", LEFT, tab_with="model")
         self.add_panel("view", ViewPanel(self.context), "Viewing", LEFT, tab_with="model")
         self.add_panel("artifact", ArtifactPanel(self.context), "Artifact check", LEFT, tab_with="model")
         self.add_panel("encode", EncodePanel(self.context), "Encode", LEFT, tab_with="model")
@@ -100,6 +110,17 @@ class MainWindow(QMainWindow):
             open_train_dialog(self)
 
         self.tools_menu.addAction("&Train model…").triggered.connect(open_train)
+        self.tools_menu.addAction("&Compare A/B…").triggered.connect(self.open_compare)
+
+    def open_compare(self):
+        """The A/B comparison window, made on first use (it holds three more 3D views)."""
+        from .compare_window import CompareWindow
+
+        if self.compare_window is None:
+            self.compare_window = CompareWindow(self.context, self)
+        self.compare_window.show()
+        self.compare_window.raise_()
+        return self.compare_window
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
@@ -368,6 +389,9 @@ class MainWindow(QMainWindow):
             closer = getattr(panel, "shutdown", None)
             if closer:
                 closer()
+        self.gallery.shutdown()
+        if self.compare_window is not None:
+            self.compare_window.close_views()
         self.jobs.shutdown()
         QApplication.instance().removeEventFilter(self._field_keys)
         self.hierarchy.close_views()

@@ -96,6 +96,7 @@ class AppState(QObject):
     layout_changed = Signal(str)  # one of LAYOUTS
     path_changed = Signal(object)  # LatentPath
     source_changed = Signal(str)  # the file whose volume is shown; "" when the model's parts are
+    bookmarks_requested = Signal(object)  # list of Latents to bookmark (the latent panel keeps the store)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -172,6 +173,11 @@ class AppState(QObject):
         if not path.same_as(self.path):
             self.path = path
             self.path_changed.emit(path)
+
+    def request_bookmarks(self, latents: list[Latent]) -> None:
+        """Ask for these latents to be bookmarked, with the current truncation."""
+        if latents:
+            self.bookmarks_requested.emit(list(latents))
 
     def set_layout(self, layout: str) -> None:
         if layout not in LAYOUTS:

@@ -16,9 +16,21 @@ from .demo import demo_models
 from .device import DEVICE_CHOICES, available_devices, describe_device, resolve_device
 from .dicom import save_dicom_series
 from .dicom_read import SeriesInfo, list_series, load_dicom_series
+from .directions import SIGMA_RANGE, Directions, move, move_along, sefa
 from .encode import encode_scan, encoding_volumes, metrics_lines, prepare_for_model, scan_name
 from .errors import CheckpointError, ConfigError, EngineError, VolumeError, first_line, user_message
 from .explore import Explorer
+from .gallery import (
+    DEFAULT_MEMORY_BYTES,
+    PLANES,
+    Thumbnail,
+    ThumbnailCache,
+    ThumbnailMaker,
+    ThumbnailSpec,
+    contact_sheet,
+    save_contact_sheet,
+    window_image,
+)
 from .generate import GenerationOptions, SampleRequest, sample_volume, sample_volumes
 from .latent import path_point, path_points, seed_to_z
 from .metrics.evaluate import EvaluationSettings, evaluate, format_table, write_report
@@ -33,6 +45,20 @@ from .training.run_log import read_losses
 from .volume import IntensityMapping, Volume, generated_affine
 
 __all__ = [
+    "window_image",
+    "save_contact_sheet",
+    "contact_sheet",
+    "ThumbnailSpec",
+    "ThumbnailMaker",
+    "ThumbnailCache",
+    "Thumbnail",
+    "PLANES",
+    "DEFAULT_MEMORY_BYTES",
+    "sefa",
+    "move_along",
+    "move",
+    "Directions",
+    "SIGMA_RANGE",
     "fast_precision",
     "allowed_precisions",
     "EXACT",

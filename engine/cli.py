@@ -132,10 +132,11 @@ def _command_modules():
     from .data.phantoms import register as phantoms
     from .data.preprocess import register as preprocess
     from .encode import register as encode
+    from .explore_cli import register as explore
     from .metrics.evaluate import register as evaluate
     from .training.cli import register as train
 
-    return [train, preprocess, phantoms, evaluate, encode]
+    return [train, preprocess, phantoms, evaluate, encode, explore]
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:

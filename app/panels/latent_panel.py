@@ -77,6 +77,7 @@ class LatentPanel(QWidget):
         context.state.truncation_changed.connect(self._on_truncation)
         context.state.model_changed.connect(self._on_model)
         context.state.latent_changed.connect(self._on_latent)
+        context.state.bookmarks_requested.connect(self.add_bookmarks)
         window = context.window
         for key, step in (("N", +1), ("P", -1)):
             shortcut = QShortcut(QKeySequence(key), window)
@@ -106,7 +107,8 @@ class LatentPanel(QWidget):
         self._fill_bookmarks()
 
     def _on_latent(self, latent: Latent, _quality: str) -> None:
-        """A seed shown from elsewhere (a bookmark, a workspace) appears in the seed box, quietly."""
+        """A seed shown from elsewhere (the gallery, a bookmark, a workspace) appears in the seed box,
+        quietly, so N/P step from it."""
         if latent.seed is not None and self.seed_box.value() != latent.seed:
             self.seed_box.blockSignals(True)
             self.seed_box.setValue(latent.seed)
@@ -221,6 +223,19 @@ class LatentPanel(QWidget):
             self.bookmark_list.setCurrentRow(self.bookmark_list.count() - 1)
             self.context.show_message(f"Bookmarked '{bookmark.name}'")
         return bookmark
+
+    def add_bookmarks(self, latents: list[Latent]) -> None:
+        """Bookmark latents shown elsewhere (e.g. seeds picked in the gallery), with the current truncation."""
+        state = self.context.state
+        if state.model is None:
+            return
+        for latent in latents:
+            z = latent.z.detach().cpu().float().numpy().reshape(-1)
+            bookmark = Bookmark(latent.label, z, self._model_key(), state.model.name, latent.seed, state.truncation)
+            if not self._saved(lambda bookmark=bookmark: self.store.add(bookmark)):
+                break
+        self._fill_bookmarks()
+        self.context.show_message(f"Bookmarked {', '.join(latent.label for latent in latents)}")
 
     def show_bookmark(self, item: QListWidgetItem) -> None:
         bookmark = self.store.get(item.data(ID_ROLE))

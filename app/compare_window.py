@@ -1,0 +1,195 @@
+"""A/B comparison: two latents of the loaded model side by side, and their difference with a colour bar.
+
+A and B are seeds, or the latent the main views show (a bookmark, an encoded scan, a moved latent).
+The three panes share cameras and follow the application's crosshair; the probe line gives A, B
+and A − B at the crosshair. The difference is drawn in diverging colours, symmetric about 0.
+The window is made on first use (Tools > Compare A/B…).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPixmap
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget
+
+from engine.api import SampleRequest, Volume, sample_volume, seed_to_z
+
+from .context import AppContext
+from .panels.artifact_panel import DIFFERENCE_CMAP, difference_window
+from .render.window_level import WindowLevel, default_window
+from .state import Latent
+from .workers import INFERENCE
+
+MAX_SEED = 2**31 - 1
+
+
+def difference(a: Volume, b: Volume) -> Volume:
+    """A − B voxel by voxel, in A's geometry and units, marked synthetic."""
+    provenance = {"synthetic": True, "operation": "difference A - B", "a": a.provenance, "b": b.provenance}
+    return Volume(a.array - b.array, a.affine, a.intensity, provenance)
+
+
+class ColourBar(QWidget):
+    """The difference colours from -w/2 (blue) through 0 (white) to +w/2 (red), with their values."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.bar = QLabel()
+        self.low, self.high = QLabel(""), QLabel("")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.low)
+        layout.addWidget(self.bar, 1)
+        layout.addWidget(self.high)
+
+    def set_range(self, half: float, unit: str) -> None:
+        picture = QPixmap(240, 14)
+        gradient = QLinearGradient(0, 0, 240, 0)
+        gradient.setColorAt(0.0, QColor(5, 48, 97))  # RdBu_r's ends and middle
+        gradient.setColorAt(0.5, QColor(247, 247, 247))
+        gradient.setColorAt(1.0, QColor(103, 0, 31))
+        painter = QPainter(picture)
+        painter.fillRect(picture.rect(), gradient)
+        painter.end()
+        self.bar.setPixmap(picture)
+        self.low.setText(f"{-half:.4g} {unit}".strip())
+        self.high.setText(f"+{half:.4g} {unit}".strip())
+
+
+class CompareWindow(QWidget):
+    """A | B | A − B for two latents of the loaded model."""
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None):
+        super().__init__(parent, Qt.WindowType.Window)
+        from .views.pane import VolumePane  # VTK: loaded when the window is first made
+
+        self.context = context
+        self.setWindowTitle("Compare A/B — SYNTHETIC volumes")
+        self.resize(1400, 800)
+        self.latents: dict[str, Latent | None] = {"a": None, "b": None}
+        self.volumes: dict[str, Volume] = {}
+        self.seed_boxes, self.current_buttons = {}, {}
+        controls = QHBoxLayout()
+        for side in ("a", "b"):
+            box = QSpinBox()
+            box.setRange(0, MAX_SEED)
+            box.setKeyboardTracking(False)
+            button = QPushButton(f"{side.upper()} = shown latent")
+            button.setToolTip("The latent the main window shows now (a bookmark, an encoded scan, a moved latent)")
+            box.valueChanged.connect(lambda seed, side=side: self.set_seed(side, seed))
+            button.clicked.connect(lambda _checked=False, side=side: self.use_current(side))
+            controls.addWidget(QLabel(f"{side.upper()}: seed"))
+            controls.addWidget(box)
+            controls.addWidget(button)
+            self.seed_boxes[side], self.current_buttons[side] = box, button
+        self.compare_button = QPushButton("Compare")
+        controls.addWidget(self.compare_button)
+        controls.addStretch(1)
+        self.panes = {"a": VolumePane("A"), "b": VolumePane("B"), "difference": VolumePane("Difference A − B")}
+        self.panes["difference"].set_colormap(DIFFERENCE_CMAP)
+        self.panes["difference"].set_3d_visible(False)
+        for name in ("b", "difference"):
+            self.panes[name].share_cameras(self.panes["a"])
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        for pane in self.panes.values():
+            splitter.addWidget(pane)
+            pane.picked.connect(context.state.set_crosshair)
+        splitter.setSizes([1000, 1000, 1000])
+        self.colour_bar = ColourBar()
+        self.probe = QLabel("")
+        self.probe.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.probe, 1)
+        bottom.addWidget(QLabel("A − B"))
+        bottom.addWidget(self.colour_bar)
+        layout = QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(bottom)
+        self.compare_button.clicked.connect(self.compare)
+        context.state.crosshair_changed.connect(self._on_crosshair)
+        context.state.window_changed.connect(self._on_window)
+        context.state.model_changed.connect(lambda _model: self._set_defaults())
+        self._set_defaults()
+
+    def _set_defaults(self) -> None:
+        for side, box in self.seed_boxes.items():
+            self.set_seed(side, box.value())
+
+    def set_seed(self, side: str, seed: int) -> None:
+        model = self.context.state.model
+        if model is not None:
+            self.latents[side] = Latent(seed_to_z(seed, model.card.config.latent_dim), f"seed {seed}", seed)
+
+    def use_current(self, side: str) -> None:
+        latent = self.context.state.latent
+        if latent is not None:
+            self.latents[side] = latent
+            self.current_buttons[side].setText(f"{side.upper()} = {latent.label}"[:40])
+
+    def compare(self) -> int | None:
+        """Generate A and B (full volumes) as a job; the panes fill when both are done."""
+        state = self.context.state
+        a, b = self.latents["a"], self.latents["b"]
+        if state.model is None or a is None or b is None:
+            self.context.report_error("Open a model and choose A and B first")
+            return None
+        model, truncation = state.model.model, state.truncation
+
+        def work(progress):
+            made = {}
+            for number, (side, latent) in enumerate((("a", a), ("b", b))):
+                progress(number, 2, f"Compare: {side.upper()} = {latent.label}")
+                request = SampleRequest(latent.seed, latent=latent.z, truncation=truncation, origin=latent.label)
+                made[side] = sample_volume(model, request)
+            made["difference"] = difference(made["a"], made["b"])
+            return made
+
+        return self.context.jobs.submit(
+            "compare", f"Comparing {a.label} with {b.label}", work, self.show_volumes, self.context.report_error,
+            INFERENCE,
+        )  # fmt: skip
+
+    def show_volumes(self, volumes: dict[str, Volume]) -> None:
+        self.volumes = volumes
+        state = self.context.state
+        modality = state.model.card.modality if state.model else ""
+        window = state.window or default_window(volumes["a"], modality)
+        spread = difference_window(volumes["difference"])
+        for name, pane in self.panes.items():
+            pane.crosshair = state.crosshair
+            pane.set_volume(volumes[name], spread if name == "difference" else window, reset_camera=True)
+        self.panes["a"].setToolTip(volumes["a"].provenance.get("latent_origin", ""))
+        self.panes["a"].header.setText(f"A: {self.latents['a'].label}")
+        self.panes["b"].header.setText(f"B: {self.latents['b'].label}")
+        self.colour_bar.set_range(spread.width / 2, volumes["a"].intensity.unit)
+        self._update_probe()
+
+    def _on_crosshair(self, position) -> None:
+        for pane in self.panes.values():
+            pane.crosshair = np.asarray(position, dtype=float)
+            if pane.grid is not None:
+                pane.set_crosshair(position)
+        self._update_probe()
+
+    def _on_window(self, window: WindowLevel) -> None:
+        for name in ("a", "b"):
+            if self.panes[name].grid is not None and window is not None:
+                self.panes[name].set_window(window)
+
+    def probe_values(self) -> dict[str, float]:
+        """A, B and A − B at the crosshair."""
+        return {name: pane.grid.value(self.context.state.crosshair) for name, pane in self.panes.items() if pane.grid}
+
+    def _update_probe(self) -> None:
+        values = self.probe_values()
+        if len(values) == 3:
+            unit = self.volumes["a"].intensity.unit
+            position = ", ".join(f"{c:.1f}" for c in self.context.state.crosshair)
+            a, b, d = values["a"], values["b"], values["difference"]
+            self.probe.setText(f"at ({position}) mm:  A {a:.1f}  B {b:.1f}  A − B {d:.1f} {unit}".rstrip())
+
+    def close_views(self) -> None:
+        for pane in self.panes.values():
+            pane.close_view()
