@@ -41,6 +41,18 @@ _OPTIONS = {
         "volumes for different latents up to the training data's own spread; try 0.02-0.1 when the seeds "
         "of a model look alike (default 0: off, as the reference)",
     ),
+    "diffaugment": (
+        str,
+        "HA-GAN: differentiable augmentation of both discriminators' real and generated inputs (DiffAugment, "
+        "3D): a comma list of translation, cutout, color (default: off)",
+    ),
+    "ada_target": (
+        float,
+        "HA-GAN: adaptive augmentation (ADA): the --diffaugment transforms are applied with a probability "
+        "steered so that the mean sign of D on real inputs stays near this, e.g. 0.6 (default 0: always applied)",
+    ),
+    "r1": (float, "HA-GAN: weight gamma of an R1 gradient penalty on D's real inputs, e.g. 1 (default 0: off)"),
+    "r1_every": (int, "lazy R1: apply the penalty every K iterations, scaled by K (default 16)"),
     "ema": (float, "decay of an EMA copy of G used for export, e.g. 0.999 (default 0: off)"),
     "seed": (int, "seed of every random number generator (default 0)"),
     "checkpoint_every": (int, "iterations between run checkpoints (default 500)"),

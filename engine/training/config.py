@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..models.hagan import HAGANConfig
 from ..models.inflate import check_strategy
 from ..models.split_shuffle import SplitShuffleConfig, check_block_type
+from .augment import check_options as check_augment_options
 
 FAMILIES = ("ha-gan", "split-shuffle")
 SLICE_AXES = {"axial": 2, "coronal": 3, "sagittal": 4}  # slice planes of (N, 1, D, H, W): the axis cut across
@@ -69,6 +70,10 @@ class TrainConfig:
     g_iter: int = 1
     lambda_class: float = 0.1
     mode_seeking: float = 0.0  # HA-GAN: weight of MSGAN's mode-seeking term for G (against seed collapse); 0 = off
+    diffaugment: str = ""  # HA-GAN: D's differentiable augmentation, e.g. "translation,cutout,color"; "" = off
+    ada_target: float = 0.0  # HA-GAN: adaptive augmentation probability steered to this E[sign D(real)]; 0 = off
+    r1: float = 0.0  # HA-GAN: weight gamma of the R1 penalty on D's real inputs; 0 = off
+    r1_every: int = 16  # lazy R1: the penalty every this many iterations
     ema: float = 0.0  # decay of an exponential moving average of G; 0 = off
     precision: str = "fp32"  # fp32 | bf16 (CUDA, CPUs with bf16 instructions) | fp16 (CUDA)
     grad_checkpoint: bool = False
@@ -101,6 +106,7 @@ class TrainConfig:
             raise ConfigError(f"unknown precision '{self.precision}'")
         if self.mode_seeking < 0:
             raise ConfigError(f"--mode-seeking must be 0 (off) or positive, got {self.mode_seeking}")
+        check_augment_options(self.diffaugment, self.ada_target, self.r1, self.r1_every, self.family)
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"EMA decay must lie in [0, 1), got {self.ema}")
         if self.checkpoint_every < 1 or self.keep < 1:
