@@ -7,8 +7,8 @@ straightforward pass to float32 rounding (no tiling, no seams) at a fraction of 
 memory. ``reference=True`` runs the straightforward pass for comparison.
 
 Split&Shuffle-GAN models (``model.hierarchical`` False) have one part, the full volume, made by
-their generator's own forward pass; HA-GAN models with Split&Shuffle blocks also run the
-straightforward pass (``FastGenerator`` falls back to it).
+their generator's own forward pass; HA-GAN models with Split&Shuffle blocks or a smooth upsampling
+also run the straightforward pass (``FastGenerator`` falls back to it).
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ class FastGenerator:
     ``budget_mb`` bounds the temporaries of each convolution (the chunk thickness along D is
     chosen from it); ``chunk_rows`` fixes that thickness instead. The result depends on neither.
 
-    The sub-pixel kernels need dense 3x3x3 convolutions: for a generator with Split&Shuffle
-    blocks (``config.blocks`` not "dense") every method simply runs the generator's own
+    The sub-pixel kernels need dense 3x3x3 convolutions after nearest upsampling: for a generator
+    with Split&Shuffle blocks (``config.blocks`` not "dense") or another upsampling
+    (``config.upsample`` not "nearest") every method simply runs the generator's own
     straightforward forward pass, in float32.
     """
 
@@ -50,7 +51,7 @@ class FastGenerator:
         chunk_rows: int | None = None,
     ):
         check_options(budget_mb, precision, next(generator.parameters()).device)
-        self.subpixel = generator.config.blocks == "dense"
+        self.subpixel = generator.config.blocks == "dense" and generator.config.upsample == "nearest"
         self.generator = generator
         self.config = generator.config
         self.budget = int(budget_mb * (1 << 20))
@@ -255,7 +256,7 @@ def auto_batch_size(model: AnyModel, part: str, count: int, options: GenerationO
     if device.type != "cuda" or count <= 1:
         return 1
     c = model.config
-    if not model.hierarchical or c.blocks != "dense":
+    if not model.hierarchical or c.blocks != "dense" or c.upsample != "nearest":
         # the straightforward pass: the upsampled input, block output and norm output at full size
         per_latent = c.resolution**3 * (1 + 3 * c.g_width) * 4
     else:

@@ -65,6 +65,11 @@ _OPTIONS = {
     # model family, blocks and inflation (checked by TrainConfig: one-line errors)
     "family": (str, "ha-gan (default) or split-shuffle"),
     "blocks": (str, "convolution blocks: dense (HA-GAN default), mixed (split-shuffle default), planes, grouped"),
+    "upsample": (
+        str,
+        "HA-GAN: G's upsampling: nearest (official; can leave 2-voxel bands), trilinear or blur (smoother); "
+        "no weights change, so --init-from may switch it",
+    ),
     "block_groups": (int, "groups of 'grouped' blocks (default 4)"),
     "max_width": (int, "split-shuffle: widest layer (default: from the preset)"),
     "stage": (str, "split-shuffle: 2d (a slice model, trained on slices) or 3d (volumes; default)"),

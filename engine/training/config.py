@@ -52,6 +52,7 @@ class TrainConfig:
     max_width: int = 0  # split-shuffle
     blocks: str = ""  # "": the family's default (HA-GAN "dense", split-shuffle "mixed")
     block_groups: int = 4
+    upsample: str = "nearest"  # HA-GAN G's upsampling: nearest (official) | trilinear | blur
     stage: str = ""  # split-shuffle: "2d" (slices) or "3d" (volumes, the default)
     init_from: str = ""  # split-shuffle 3d: a 2D model to inflate; HA-GAN: the same architecture, to fine-tune
     init_from_2d: str = ""  # HA-GAN: a 2D split-shuffle model file or run folder to inflate where layers correspond
@@ -130,6 +131,8 @@ class TrainConfig:
                 raise ConfigError("--mode-seeking is for HA-GAN")
             if self.num_class:
                 raise ConfigError("split-shuffle models are unconditional (no --num-class)")
+            if self.upsample != "nearest":
+                raise ConfigError("--upsample is for HA-GAN")
             self.stage = self.stage or "3d"
             if self.stage not in ("2d", "3d"):
                 raise ConfigError(f"unknown stage '{self.stage}'; choose 2d (slices) or 3d (volumes)")
@@ -168,6 +171,7 @@ class TrainConfig:
             e_width=self.e_width,
             blocks=self.blocks or "dense",
             block_groups=self.block_groups,
+            upsample=self.upsample,
         )
 
     def save(self, path: Path) -> None:
