@@ -61,6 +61,11 @@ _OPTIONS = {
     "preview_every": (int, "iterations between TensorBoard preview slices (default 200)"),
     "workers": (int, "data loading processes; phantoms are then all made at the start (default 0)"),
     "phantom_count": (int, "distinct phantoms with --phantoms, made once and kept in memory (default 2000)"),
+    "phantom_cache": (
+        str,
+        "with --phantoms: keep them in this folder (float16, memory-mapped, about 4 MB each at 128^3), made once "
+        "and shared by later runs, resumes and evaluations (default: off, made in memory per run)",
+    ),
     "name": (str, "model name in the exported model card"),
     # model family, blocks and inflation (checked by TrainConfig: one-line errors)
     "family": (str, "ha-gan (default) or split-shuffle"),

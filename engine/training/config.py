@@ -88,6 +88,7 @@ class TrainConfig:
     modality: str = ""  # for NIfTI folders read directly: ct | mri
     window: tuple[float, float] | None = None
     phantom_count: int = 2000  # distinct phantoms when training on built-in phantoms (cached in memory)
+    phantom_cache: str = ""  # a folder keeping phantoms on disk (memory-mapped) across runs; "" = off
     name: str = ""
 
     def __post_init__(self) -> None:
