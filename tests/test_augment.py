@@ -165,3 +165,15 @@ def test_bad_augmentation_settings_are_one_line_errors(tmp_path, capsys, extra, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_mode_seeking_is_ramped_in_over_the_first_iterations_of_a_run(tmp_path, capsys):
+    t = trainer(tmp_path / "r", mode_seeking=0.1, mode_seeking_ramp=10)
+    weights = []
+    for iteration in (0, 4, 9, 50):
+        t.iteration = iteration
+        weights.append(t.mode_seeking_weight())
+    assert weights == pytest.approx([0.01, 0.05, 0.1, 0.1])
+    args = ["train", "--phantoms", "chest-ct", "--out", str(tmp_path / "x"), "--mode-seeking-ramp", "100"]
+    assert main(args) == 2
+    assert "--mode-seeking-ramp takes a number of iterations" in capsys.readouterr().err

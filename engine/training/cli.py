@@ -53,6 +53,11 @@ _OPTIONS = {
     ),
     "r1": (float, "HA-GAN: weight gamma of an R1 gradient penalty on D's real inputs, e.g. 1 (default 0: off)"),
     "r1_every": (int, "lazy R1: apply the penalty every K iterations, scaled by K (default 16)"),
+    "mode_seeking_ramp": (
+        int,
+        "HA-GAN: raise the mode-seeking weight linearly from 0 over this many iterations of the run, so a "
+        "fine-tuned G is not shaken at the start (default 0: the full weight at once)",
+    ),
     "ema": (float, "decay of an EMA copy of G used for export, e.g. 0.999 (default 0: off)"),
     "seed": (int, "seed of every random number generator (default 0)"),
     "checkpoint_every": (int, "iterations between run checkpoints (default 500)"),

@@ -71,6 +71,7 @@ class TrainConfig:
     g_iter: int = 1
     lambda_class: float = 0.1
     mode_seeking: float = 0.0  # HA-GAN: weight of MSGAN's mode-seeking term for G (against seed collapse); 0 = off
+    mode_seeking_ramp: int = 0  # the weight rises linearly from 0 over this many iterations of the run; 0 = at once
     diffaugment: str = ""  # HA-GAN: D's differentiable augmentation, e.g. "translation,cutout,color"; "" = off
     ada_target: float = 0.0  # HA-GAN: adaptive augmentation probability steered to this E[sign D(real)]; 0 = off
     r1: float = 0.0  # HA-GAN: weight gamma of the R1 penalty on D's real inputs; 0 = off
@@ -108,6 +109,8 @@ class TrainConfig:
             raise ConfigError(f"unknown precision '{self.precision}'")
         if self.mode_seeking < 0:
             raise ConfigError(f"--mode-seeking must be 0 (off) or positive, got {self.mode_seeking}")
+        if self.mode_seeking_ramp < 0 or (self.mode_seeking_ramp and not self.mode_seeking):
+            raise ConfigError("--mode-seeking-ramp takes a number of iterations (0 or more) and needs --mode-seeking")
         check_augment_options(self.diffaugment, self.ada_target, self.r1, self.r1_every, self.family)
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"EMA decay must lie in [0, 1), got {self.ema}")

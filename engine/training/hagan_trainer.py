@@ -156,7 +156,7 @@ class HAGANTrainer(Trainer):
                     spread = latent_spread(z, slab, anchor)
                     # W / spread, less what it is at the data's own spread: no reward beyond it
                     push = (1.0 / (spread + 1e-5) - 1.0 / ceiling).clamp(min=0.0)
-                    g_loss = g_loss + self.cfg.mode_seeking * push
+                    g_loss = g_loss + self.mode_seeking_weight() * push
             self._update("G", g_loss)
             self._update_ema(self.G)
         losses["G"] = g_loss
@@ -181,6 +181,11 @@ class HAGANTrainer(Trainer):
         self._last_previews = {"real_slab": x_slab[0], "generated_slab": slab[0], "anchor": anchor[0]}
         self._last_previews["reconstruction"] = rec_slab[0]
         return {k: float(self.env.mean(v.detach().float())) for k, v in losses.items()}
+
+    def mode_seeking_weight(self) -> float:
+        """--mode-seeking, ramped in linearly over --mode-seeking-ramp iterations of this run."""
+        ramp = self.cfg.mode_seeking_ramp
+        return self.cfg.mode_seeking * (min(1.0, (self.iteration + 1) / ramp) if ramp else 1.0)
 
     def d_inputs(self, x_slab, x_small, fake_slab, fake_anchor, crop: int):
         """Both halves of D's batch through the augmentation: (slabs, anchors, positions)."""
@@ -215,7 +220,9 @@ class HAGANTrainer(Trainer):
             notes["r1"] = {"gamma": cfg.r1, "every": cfg.r1_every}
         if not self.cfg.mode_seeking:
             return notes
-        return {**notes, "mode_seeking": self.cfg.mode_seeking, "mode_seeking_ceiling": round(self.spread_ceiling(), 4)}
+        ramp = {"mode_seeking_ramp": cfg.mode_seeking_ramp} if cfg.mode_seeking_ramp else {}
+        ceiling = round(self.spread_ceiling(), 4)
+        return {**notes, "mode_seeking": cfg.mode_seeking, **ramp, "mode_seeking_ceiling": ceiling}
 
     def optimiser_text(self) -> str:
         cfg = self.cfg
