@@ -75,3 +75,16 @@ def test_a_bad_upsampling_is_a_one_line_error(tmp_path, capsys, extra, expected)
     assert main(["train", "--phantoms", "chest-ct", "--out", str(tmp_path / "r"), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0]
+
+
+def test_fine_tuning_may_switch_a_nearest_model_to_a_smooth_upsampling(tiny_config, tmp_path):
+    from engine.training.config import TrainConfig
+    from engine.training.init_source import adopt_hagan_network, check_sources
+
+    model = HAGANModel.build(ModelCard(config=tiny_config), parts=("G", "E", "Sub_E"))
+    path = str(save_model(model, tmp_path / "nearest.safetensors"))
+    given = adopt_hagan_network({"init_from": path, "upsample": "trilinear"}, path)
+    cfg = TrainConfig(data="phantoms:chest-ct", out=str(tmp_path / "run"), **given)
+    check_sources(cfg)  # the same weights fit: no error
+    assert cfg.network() == dataclasses.replace(tiny_config, upsample="trilinear")
+    assert adopt_hagan_network({"init_from": path}, path)["upsample"] == "nearest"  # taken over unless given
