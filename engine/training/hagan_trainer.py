@@ -129,7 +129,7 @@ class HAGANTrainer(Trainer):
             losses["R1"] = penalty
         if self.augment is not None:
             self.augment.observe(float(self.env.mean(real.detach().sign().mean())), self.cfg.batch_size)
-            losses["augment_p"] = torch.tensor(self.augment.p)
+            losses["augment_p"] = torch.tensor(self.augment.p, device=self.env.device)
         self._update("D", d_loss)
         losses.update(D=d_loss, D_real=d_real, D_fake=d_fake)
 
