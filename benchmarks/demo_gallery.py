@@ -1,6 +1,10 @@
 """Slices of the bundled demo models' samples next to their training phantoms, as one PNG.
 
 python benchmarks/demo_gallery.py resources/images/demo-samples.png [--seeds 1 2 3] [--models A B]
+    [--variation N] [--phantom-cache DIR]
+
+The held-out phantoms (seeds 100..) are made directly, or with ``--phantom-cache`` read from (and made
+once into) a phantom cache: then, as in training, clipped to the model's intensity window.
 
 Iterations are counted from scratch: a model fine-tuned from another (``train --init-from``) adds
 its source's iterations.
@@ -22,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.checkpoints import load_model  # noqa: E402
+from engine.data.phantom_cache import PhantomCache  # noqa: E402
 from engine.data.phantoms import make_phantom  # noqa: E402
 from engine.demo import demo_models  # noqa: E402
 from engine.generate import SampleRequest, sample_volume  # noqa: E402
@@ -41,12 +46,22 @@ def spread(volumes: list[np.ndarray]) -> float:
     return float(np.stack(volumes).std(axis=0).mean())
 
 
-def print_figures(model, count: int) -> None:
+def held_out_phantoms(kind: str, size: int, count: int, cache_dir: str | None, intensity) -> list[np.ndarray]:
+    """Phantoms of seeds 100.. (never trained on), as RAS arrays in physical units."""
+    seeds = range(100, 100 + count)
+    if not cache_dir:
+        return [make_phantom(kind, size, seed).array for seed in seeds]
+    cache = PhantomCache(cache_dir, kind, size)
+    cache.fill(seeds, workers=min(count, 4))
+    return [intensity.to_physical(np.asarray(cache.load(seed), np.float32)).transpose(2, 1, 0) for seed in seeds]
+
+
+def print_figures(model, count: int, cache_dir: str | None = None) -> None:
     """How much samples differ between seeds, next to how much training phantoms differ; how far
     the samples' intensity histogram lies from the phantoms'; for CT, the share of lung voxels."""
     kind = model.card.training["data"]["kind"]
     samples = [sample_volume(model, SampleRequest(seed)).array for seed in range(1, count + 1)]
-    phantoms = [make_phantom(kind, model.config.resolution, seed).array for seed in range(100, 100 + count)]
+    phantoms = held_out_phantoms(kind, model.config.resolution, count, cache_dir, model.card.intensity)
     model_spread, data_spread = spread(samples), spread(phantoms)
     unit, ratio = model.card.intensity.unit or "a.u.", model_spread / data_spread
     print(f"{kind:>9}: seeds {model_spread:7.1f} {unit}, phantoms {data_spread:7.1f} {unit}, ratio {ratio:.2f}")
@@ -65,7 +80,9 @@ def lung_median(volumes: list[np.ndarray]) -> float:
 
     Only the central block (away from the table and the air around the body) counts.
     """
-    block = np.concatenate([volume[20:108, 20:108, 32:96].ravel() for volume in volumes])
+    size = volumes[0].shape[0]  # the block of a 128^3 volume, [20:108, 20:108, 32:96], at any size
+    inner, axial = slice(20 * size // 128, 108 * size // 128), slice(size // 4, 3 * size // 4)
+    block = np.concatenate([volume[inner, inner, axial].ravel() for volume in volumes])
     return float(np.median(block[(block > -960) & (block < -300)]))
 
 
@@ -83,6 +100,7 @@ def main() -> None:
     parser.add_argument(
         "--variation", type=int, default=0, metavar="N", help="also print N samples' spread and histogram distance"
     )
+    parser.add_argument("--phantom-cache", metavar="DIR", help="held-out phantoms from (and into) this phantom cache")
     args = parser.parse_args()
     rows = []
     for path in args.models or demo_models():
@@ -96,7 +114,7 @@ def main() -> None:
     if args.variation:
         print(f"spread: voxel-wise standard deviation over {args.variation} volumes, mean over the volume")
         for path in args.models or demo_models():
-            print_figures(load_model(path), args.variation)
+            print_figures(load_model(path), args.variation, args.phantom_cache)
     fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.5 * len(rows)))
     for row, (label, kind, array) in zip(axes, rows):
         low, high = WINDOWS[kind]

@@ -335,6 +335,7 @@ def _network_rows(model) -> list[tuple[str, str]]:
         ("resolution", f"{c.resolution}^3 (anchor {c.feature_size}^3, slab {c.slab_thickness} slices)"),
         latent,
         *([("blocks", blocks)] if c.blocks != "dense" else []),
+        *([("upsampling", c.upsample)] if c.upsample != "nearest" else []),
         ("widths", f"g {c.g_width}, d {c.d_width}, e {c.e_width}"),
     ]
 

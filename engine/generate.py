@@ -8,8 +8,8 @@ memory. ``reference=True`` runs the straightforward pass for comparison; ``refer
 whichever path is faster on the model's device (``reference_is_faster``): both give the same volume.
 
 Split&Shuffle-GAN models (``model.hierarchical`` False) have one part, the full volume, made by
-their generator's own forward pass; HA-GAN models with Split&Shuffle blocks also run the
-straightforward pass (``FastGenerator`` falls back to it).
+their generator's own forward pass; HA-GAN models with Split&Shuffle blocks or a smooth upsampling
+also run the straightforward pass (``FastGenerator`` falls back to it).
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ class FastGenerator:
     ``precision`` (see ``engine.precision``) sets the dtype of the arithmetic; callers run the
     methods inside ``math_mode(runner.precision, device)`` for CUDA's TF32 switches.
 
-    The sub-pixel kernels need dense 3x3x3 convolutions: for a generator with Split&Shuffle
-    blocks (``config.blocks`` not "dense") every method simply runs the generator's own
+    The sub-pixel kernels need dense 3x3x3 convolutions after nearest upsampling: for a generator
+    with Split&Shuffle blocks (``config.blocks`` not "dense") or another upsampling
+    (``config.upsample`` not "nearest") every method simply runs the generator's own
     straightforward forward pass, in float32.
     """
 
@@ -53,7 +54,7 @@ class FastGenerator:
         chunk_rows: int | None = None,
     ):
         self.precision = check_options(budget_mb, precision, next(generator.parameters()).device)
-        self.subpixel = generator.config.blocks == "dense"
+        self.subpixel = generator.config.blocks == "dense" and generator.config.upsample == "nearest"
         self.generator = generator
         self.config = generator.config
         self.budget = int(budget_mb * (1 << 20))
@@ -371,8 +372,9 @@ def interpolation_requests(
 
 
 def subpixel_path(model: AnyModel) -> bool:
-    """Whether the default path of this model is FastGenerator's sub-pixel one (dense HA-GAN generators)."""
-    return model.hierarchical and model.config.blocks == "dense"
+    """Whether the default path of this model is FastGenerator's sub-pixel one (dense HA-GAN generators
+    with nearest upsampling: the phase kernels stand for "nearest upsample, then convolve")."""
+    return model.hierarchical and model.config.blocks == "dense" and model.config.upsample == "nearest"
 
 
 def _batch_key(request: SampleRequest) -> tuple:

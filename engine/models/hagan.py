@@ -15,7 +15,8 @@ Attribute names follow the official checkpoints so that their state dicts load a
 ``HAGANConfig.blocks`` other than "dense" (the official networks) makes the convolutions of G^A,
 G^H, G^L, D^H and D^L Split&Shuffle blocks (``engine.models.split_shuffle``), except D's first
 convolutions (from 1 channel), G's last ones (to 1 channel) and D^L's last (to the logits);
-E^H and E^G stay dense.
+E^H and E^G stay dense. ``HAGANConfig.upsample`` other than "nearest" changes G's upsampling
+only (no weights change: a file of either kind loads into the other's layout).
 Smaller resolutions drop leading layers (official 128 has no D^H ``conv1``; 64 also has no
 ``conv2``), which is exactly how the official 128 variant differs from the 256 one.
 """
@@ -32,7 +33,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .config_dict import DictConfig
-from .layers import SNLinear, group_norm, upsample2
+from .layers import UPSAMPLE_MODES, SNLinear, group_norm, upsample2
 from .split_shuffle import check_block_type, make_conv
 
 SUPPORTED_RESOLUTIONS = (32, 64, 128, 256)
@@ -56,9 +57,12 @@ class HAGANConfig(DictConfig):
     e_width: int = 32
     blocks: str = "dense"
     block_groups: int = 4
+    upsample: str = "nearest"  # G's upsampling: nearest (official), trilinear or blur (no new weights)
 
     def __post_init__(self) -> None:
         check_block_type(self.blocks)
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ConfigError(f"unknown upsampling '{self.upsample}'; choose one of {', '.join(UPSAMPLE_MODES)}")
         if self.blocks == "grouped" and not 2 <= self.block_groups <= 8:
             raise ConfigError(f"grouped blocks need 2 to 8 groups, got {self.block_groups}")
         if self.resolution not in SUPPORTED_RESOLUTIONS:
@@ -156,7 +160,7 @@ class Generator(nn.Module):
         x = self.fc1(z).view(z.shape[0], 16 * self.config.g_width, 4, 4, 4)
         for i in range(1, 6):
             if i in self.upsample_before:
-                x = upsample2(x)
+                x = upsample2(x, self.config.upsample)
             x = F.relu(getattr(self, f"bn{i}")(getattr(self, f"tp_conv{i}")(x)))
         return x
 
@@ -168,8 +172,9 @@ class Generator(nn.Module):
     # -- G^H ---------------------------------------------------------------------------------
     def high_res(self, features: torch.Tensor) -> torch.Tensor:
         """G^H on whatever feature map it is given (GroupNorm statistics of that map alone)."""
-        x = F.relu(self.bn6(self.tp_conv6(upsample2(features))))
-        return torch.tanh(self.tp_conv7(upsample2(x)))
+        mode = self.config.upsample
+        x = F.relu(self.bn6(self.tp_conv6(upsample2(features, mode))))
+        return torch.tanh(self.tp_conv7(upsample2(x, mode)))
 
     def slab(self, features: torch.Tensor, start: int) -> torch.Tensor:
         """G^H on the feature slab that covers voxels [start, start + S/8) of the full volume.

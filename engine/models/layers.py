@@ -66,6 +66,32 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(8, channels)
 
 
-def upsample2(x: torch.Tensor) -> torch.Tensor:
-    """Nearest-neighbour upsampling by 2 along every spatial axis."""
-    return F.interpolate(x, scale_factor=2, mode="nearest")
+UPSAMPLE_MODES = ("nearest", "trilinear", "blur")
+
+
+def upsample2(x: torch.Tensor, mode: str = "nearest") -> torch.Tensor:
+    """Upsampling by 2 along every spatial axis.
+
+    "nearest" (the official networks) copies each voxel into a 2x2x2 block: a staircase that the
+    next convolution must learn to smooth, or it shows as 2-voxel bands and checkerboards.
+    "trilinear" interpolates (in the interior the same as nearest followed by a [1, 2, 1]/4 blur);
+    "blur" also low-passes the result with [1, 2, 1]/4 along every axis: softer still.
+    """
+    if mode == "nearest":
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+    x = F.interpolate(x, scale_factor=2, mode="trilinear", align_corners=False)
+    return blur3(x) if mode == "blur" else x
+
+
+def blur3(x: torch.Tensor) -> torch.Tensor:
+    """A [1, 2, 1]/4 low-pass along D, H and W of every channel, borders replicated."""
+    channels = x.shape[1]
+    taps = torch.tensor([0.25, 0.5, 0.25], dtype=x.dtype, device=x.device)
+    for axis in range(3):
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + axis] = 3
+        padding = [0, 0, 0, 0, 0, 0]
+        padding[4 - 2 * axis : 6 - 2 * axis] = [1, 1]  # F.pad lists the last axis first
+        kernel = taps.view(shape).expand(channels, *shape[1:])
+        x = F.conv3d(F.pad(x, padding, mode="replicate"), kernel, groups=channels)
+    return x

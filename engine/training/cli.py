@@ -41,6 +41,23 @@ _OPTIONS = {
         "volumes for different latents up to the training data's own spread; try 0.02-0.1 when the seeds "
         "of a model look alike (default 0: off, as the reference)",
     ),
+    "diffaugment": (
+        str,
+        "HA-GAN: differentiable augmentation of both discriminators' real and generated inputs (DiffAugment, "
+        "3D): a comma list of translation, cutout, color (default: off)",
+    ),
+    "ada_target": (
+        float,
+        "HA-GAN: adaptive augmentation (ADA): the --diffaugment transforms are applied with a probability "
+        "steered so that the mean sign of D on real inputs stays near this, e.g. 0.6 (default 0: always applied)",
+    ),
+    "r1": (float, "HA-GAN: weight gamma of an R1 gradient penalty on D's real inputs, e.g. 1 (default 0: off)"),
+    "r1_every": (int, "lazy R1: apply the penalty every K iterations, scaled by K (default 16)"),
+    "mode_seeking_ramp": (
+        int,
+        "HA-GAN: raise the mode-seeking weight linearly from 0 over this many iterations of the run, so a "
+        "fine-tuned G is not shaken at the start (default 0: the full weight at once)",
+    ),
     "ema": (float, "decay of an EMA copy of G used for export, e.g. 0.999 (default 0: off)"),
     "seed": (int, "seed of every random number generator (default 0)"),
     "checkpoint_every": (int, "iterations between run checkpoints (default 500)"),
@@ -49,10 +66,20 @@ _OPTIONS = {
     "preview_every": (int, "iterations between TensorBoard preview slices (default 200)"),
     "workers": (int, "data loading processes; phantoms are then all made at the start (default 0)"),
     "phantom_count": (int, "distinct phantoms with --phantoms, made once and kept in memory (default 2000)"),
+    "phantom_cache": (
+        str,
+        "with --phantoms: keep them in this folder (float16, memory-mapped, about 4 MB each at 128^3), made once "
+        "and shared by later runs, resumes and evaluations (default: off, made in memory per run)",
+    ),
     "name": (str, "model name in the exported model card"),
     # model family, blocks and inflation (checked by TrainConfig: one-line errors)
     "family": (str, "ha-gan (default) or split-shuffle"),
     "blocks": (str, "convolution blocks: dense (HA-GAN default), mixed (split-shuffle default), planes, grouped"),
+    "upsample": (
+        str,
+        "HA-GAN: G's upsampling: nearest (official; can leave 2-voxel bands), trilinear or blur (smoother); "
+        "no weights change, so --init-from may switch it",
+    ),
     "block_groups": (int, "groups of 'grouped' blocks (default 4)"),
     "max_width": (int, "split-shuffle: widest layer (default: from the preset)"),
     "stage": (str, "split-shuffle: 2d (a slice model, trained on slices) or 3d (volumes; default)"),

@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..models.hagan import HAGANConfig
 from ..models.inflate import check_strategy
 from ..models.split_shuffle import SplitShuffleConfig, check_block_type
+from .augment import check_options as check_augment_options
 
 FAMILIES = ("ha-gan", "split-shuffle")
 SLICE_AXES = {"axial": 2, "coronal": 3, "sagittal": 4}  # slice planes of (N, 1, D, H, W): the axis cut across
@@ -52,6 +53,7 @@ class TrainConfig:
     max_width: int = 0  # split-shuffle
     blocks: str = ""  # "": the family's default (HA-GAN "dense", split-shuffle "mixed")
     block_groups: int = 4
+    upsample: str = "nearest"  # HA-GAN G's upsampling: nearest (official) | trilinear | blur
     stage: str = ""  # split-shuffle: "2d" (slices) or "3d" (volumes, the default)
     init_from: str = ""  # split-shuffle 3d: a 2D model to inflate; HA-GAN: the same architecture, to fine-tune
     init_from_2d: str = ""  # HA-GAN: a 2D split-shuffle model file or run folder to inflate where layers correspond
@@ -70,6 +72,11 @@ class TrainConfig:
     g_iter: int = 1
     lambda_class: float = 0.1
     mode_seeking: float = 0.0  # HA-GAN: weight of MSGAN's mode-seeking term for G (against seed collapse); 0 = off
+    mode_seeking_ramp: int = 0  # the weight rises linearly from 0 over this many iterations of the run; 0 = at once
+    diffaugment: str = ""  # HA-GAN: D's differentiable augmentation, e.g. "translation,cutout,color"; "" = off
+    ada_target: float = 0.0  # HA-GAN: adaptive augmentation probability steered to this E[sign D(real)]; 0 = off
+    r1: float = 0.0  # HA-GAN: weight gamma of the R1 penalty on D's real inputs; 0 = off
+    r1_every: int = 16  # lazy R1: the penalty every this many iterations
     ema: float = 0.0  # decay of an exponential moving average of G; 0 = off
     precision: str = "fp32"  # fp32 | bf16 (CUDA, CPUs with bf16 instructions) | fp16 (CUDA)
     grad_checkpoint: bool = False
@@ -83,6 +90,7 @@ class TrainConfig:
     modality: str = ""  # for NIfTI folders read directly: ct | mri
     window: tuple[float, float] | None = None
     phantom_count: int = 2000  # distinct phantoms when training on built-in phantoms (cached in memory)
+    phantom_cache: str = ""  # a folder keeping phantoms on disk (memory-mapped) across runs; "" = off
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -102,6 +110,9 @@ class TrainConfig:
             raise ConfigError(f"unknown precision '{self.precision}'")
         if self.mode_seeking < 0:
             raise ConfigError(f"--mode-seeking must be 0 (off) or positive, got {self.mode_seeking}")
+        if self.mode_seeking_ramp < 0 or (self.mode_seeking_ramp and not self.mode_seeking):
+            raise ConfigError("--mode-seeking-ramp takes a number of iterations (0 or more) and needs --mode-seeking")
+        check_augment_options(self.diffaugment, self.ada_target, self.r1, self.r1_every, self.family)
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"EMA decay must lie in [0, 1), got {self.ema}")
         if self.checkpoint_every < 1 or self.keep < 1:
@@ -125,6 +136,8 @@ class TrainConfig:
                 raise ConfigError("--mode-seeking is for HA-GAN")
             if self.num_class:
                 raise ConfigError("split-shuffle models are unconditional (no --num-class)")
+            if self.upsample != "nearest":
+                raise ConfigError("--upsample is for HA-GAN")
             self.stage = self.stage or "3d"
             if self.stage not in ("2d", "3d"):
                 raise ConfigError(f"unknown stage '{self.stage}'; choose 2d (slices) or 3d (volumes)")
@@ -163,6 +176,7 @@ class TrainConfig:
             e_width=self.e_width,
             blocks=self.blocks or "dense",
             block_groups=self.block_groups,
+            upsample=self.upsample,
         )
 
     def save(self, path: Path) -> None:

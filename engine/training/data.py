@@ -28,7 +28,12 @@ def build_dataset(cfg: TrainConfig, is_main: bool = True, barrier=lambda: None) 
         kind = cfg.data[len(PHANTOM_PREFIX) :]
         if kind not in PHANTOM_KINDS:
             raise ConfigError(f"unknown phantom kind '{kind}'; choose one of {', '.join(PHANTOM_KINDS)}")
-        return CachedDataset(PhantomDataset(kind, cfg.resolution, cfg.phantom_count, base_seed=cfg.seed * 1_000_003))
+        base_seed = cfg.seed * 1_000_003
+        if cfg.phantom_cache:
+            from ..data.phantom_cache import CachedPhantomDataset
+
+            return CachedPhantomDataset(kind, cfg.resolution, cfg.phantom_count, base_seed, cfg.phantom_cache)
+        return CachedDataset(PhantomDataset(kind, cfg.resolution, cfg.phantom_count, base_seed=base_seed))
     from ..data.dataset import VolumeFolder
     from ..data.preprocess import MANIFEST, PreprocessSettings, preprocess_folder
 
@@ -102,9 +107,9 @@ def data_stream(
     """
     from ..data.dataset import EpochSampler, InfiniteLoader
 
-    if isinstance(dataset, CachedDataset) and workers > 0:
+    if hasattr(dataset, "fill") and workers > 0:  # in memory or in a disk cache
         dataset.fill(workers, show_progress)
-        workers = 0  # in memory now; loader workers would only copy it
+        workers = 0  # made now; loader workers would only copy it
 
     if len(dataset) < batch_size * world:
         raise ConfigError(f"the data has {len(dataset)} volumes, fewer than one global batch ({batch_size * world})")

@@ -27,6 +27,7 @@ from torch.utils.checkpoint import checkpoint as activation_checkpoint
 from ..card import ModelCard
 from ..model import HAGANModel
 from ..models.hagan import Discriminator, Encoder, Generator, SubEncoder
+from .augment import DiscriminatorAugment, parse_policies, r1_penalty
 from .init_source import copy_hagan_into, inflate_2d_into
 from .trainer import Trainer, data_label, set_requires_grad
 
@@ -58,6 +59,10 @@ class HAGANTrainer(Trainer):
         self.g_step = GeneratorStep(self.G, cfg.grad_checkpoint)
         self.ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema else None
         self._spread_ceiling: float | None = None  # mode seeking: the data's pair spread, once measured
+        policies = parse_policies(cfg.diffaugment)
+        self.augment = (
+            DiscriminatorAugment(policies, self.net.max_slab_start, cfg.seed + 2, cfg.ada_target) if policies else None
+        )
         wrapped = map(self.wrap, (self.g_step, self.D, self.E, self.sub_E))
         self.g_step_ddp, self.D_ddp, self.E_ddp, self.sub_E_ddp = wrapped
         self.optimizers = {
@@ -103,13 +108,28 @@ class HAGANTrainer(Trainer):
         set_requires_grad(self.D, True)
         with torch.no_grad(), self.autocast():
             fake_slab, fake_anchor = self.g_step(z, labels, crop)
+        slabs, anchors, position = torch.cat([x_slab, fake_slab]), torch.cat([x_small, fake_anchor]), crop
+        if self.augment is not None:
+            slabs, anchors, position = self.d_inputs(x_slab, x_small, fake_slab, fake_anchor, crop)
+        lazy_r1 = self.cfg.r1 > 0 and self.iteration % self.cfg.r1_every == 0
+        if lazy_r1:  # the real rows as leaves, for the gradient of D's real logits
+            n = x.shape[0]
+            real_slab, real_anchor = (v[:n].detach().requires_grad_() for v in (slabs, anchors))
+            slabs, anchors = torch.cat([real_slab, slabs[n:]]), torch.cat([real_anchor, anchors[n:]])
         with self.autocast():
-            out = self.D_ddp(torch.cat([x_slab, fake_slab]), torch.cat([x_small, fake_anchor]), crop)
+            out = self.D_ddp(slabs, anchors, position)
             real, fake = out.logit.float().split(x.shape[0])
             d_real, d_fake = bce(real, torch.ones_like(real)), bce(fake, torch.zeros_like(fake))
             d_loss = d_real + d_fake
             if labels is not None:
                 d_loss = d_loss + F.cross_entropy(out.class_logits[: x.shape[0]].float(), labels)
+        if lazy_r1:
+            penalty = r1_penalty(real, (real_slab, real_anchor))
+            d_loss = d_loss + 0.5 * self.cfg.r1 * self.cfg.r1_every * penalty
+            losses["R1"] = penalty
+        if self.augment is not None:
+            self.augment.observe(float(self.env.mean(real.detach().sign().mean())), self.cfg.batch_size)
+            losses["augment_p"] = torch.tensor(self.augment.p, device=self.env.device)
         self._update("D", d_loss)
         losses.update(D=d_loss, D_real=d_real, D_fake=d_fake)
 
@@ -125,7 +145,10 @@ class HAGANTrainer(Trainer):
                 z = torch.cat([z, self.latents(self.cfg.batch_size, self.local_batch)])
             with self.autocast():
                 slab, anchor = self.g_step_ddp(z, g_labels, crop)
-                out = self.D(slab, anchor, crop)
+                if self.augment is None:
+                    out = self.D(slab, anchor, crop)
+                else:  # G learns through the same transforms D saw (differentiable)
+                    out = self.D(*self.augment(slab, anchor, crop, self.env.rank, self.env.world_size))
                 g_loss = bce(out.logit.float(), torch.ones_like(out.logit, dtype=torch.float32))
                 if labels is not None:
                     g_loss = g_loss + self.cfg.lambda_class * F.cross_entropy(out.class_logits.float(), g_labels)
@@ -133,7 +156,7 @@ class HAGANTrainer(Trainer):
                     spread = latent_spread(z, slab, anchor)
                     # W / spread, less what it is at the data's own spread: no reward beyond it
                     push = (1.0 / (spread + 1e-5) - 1.0 / ceiling).clamp(min=0.0)
-                    g_loss = g_loss + self.cfg.mode_seeking * push
+                    g_loss = g_loss + self.mode_seeking_weight() * push
             self._update("G", g_loss)
             self._update_ema(self.G)
         losses["G"] = g_loss
@@ -159,6 +182,25 @@ class HAGANTrainer(Trainer):
         self._last_previews["reconstruction"] = rec_slab[0]
         return {k: float(self.env.mean(v.detach().float())) for k, v in losses.items()}
 
+    def mode_seeking_weight(self) -> float:
+        """--mode-seeking, ramped in linearly over --mode-seeking-ramp iterations of this run."""
+        ramp = self.cfg.mode_seeking_ramp
+        return self.cfg.mode_seeking * (min(1.0, (self.iteration + 1) / ramp) if ramp else 1.0)
+
+    def d_inputs(self, x_slab, x_small, fake_slab, fake_anchor, crop: int):
+        """Both halves of D's batch through the augmentation: (slabs, anchors, positions)."""
+        rank, world = self.env.rank, self.env.world_size
+        real = self.augment(x_slab, x_small, crop, rank, world)
+        fake = self.augment(fake_slab, fake_anchor, crop, rank, world)
+        return tuple(torch.cat(pair) for pair in zip(real, fake))
+
+    def extra_state(self) -> dict:
+        return {"augment": self.augment.state_dict()} if self.augment is not None else {}
+
+    def load_extra_state(self, payload: dict) -> None:
+        if self.augment is not None and "augment" in payload:
+            self.augment.load_state_dict(payload["augment"])
+
     def spread_ceiling(self) -> float:
         """The training data's own pair spread, measured once: the mode-seeking term stops there."""
         if self._spread_ceiling is None:
@@ -170,9 +212,17 @@ class HAGANTrainer(Trainer):
 
     def training_notes(self) -> dict:
         notes = super().training_notes()
+        cfg = self.cfg
+        if self.augment is not None:
+            adaptive = {"ada_target": cfg.ada_target, "augment_p": round(self.augment.p, 4)} if cfg.ada_target else {}
+            notes["diffaugment"] = {"policies": list(self.augment.policies), **adaptive}
+        if cfg.r1:
+            notes["r1"] = {"gamma": cfg.r1, "every": cfg.r1_every}
         if not self.cfg.mode_seeking:
             return notes
-        return {**notes, "mode_seeking": self.cfg.mode_seeking, "mode_seeking_ceiling": round(self.spread_ceiling(), 4)}
+        ramp = {"mode_seeking_ramp": cfg.mode_seeking_ramp} if cfg.mode_seeking_ramp else {}
+        ceiling = round(self.spread_ceiling(), 4)
+        return {**notes, "mode_seeking": cfg.mode_seeking, **ramp, "mode_seeking_ceiling": ceiling}
 
     def optimiser_text(self) -> str:
         cfg = self.cfg

@@ -101,6 +101,7 @@ def adopt_hagan_network(given: dict, path: str) -> dict:
     """Command-line settings of a fine-tuning run, completed with its HA-GAN source's network settings."""
     config = check_hagan_source(path, given.get("resolution"))
     fields = ("resolution", "latent_dim", "g_width", "d_width", "e_width", "blocks", "block_groups", "num_class")
+    fields += ("upsample",)
     return {**{k: getattr(config, k) for k in fields}, **given}
 
 
@@ -119,6 +120,8 @@ def check_sources(cfg: TrainConfig) -> None:
 
 def _check_same(source, expected, path: str, what: str) -> None:
     for field in dataclasses.fields(expected):
+        if field.name == "upsample":  # no weights of its own: a fine-tuning run may switch it
+            continue
         ours, theirs = getattr(expected, field.name), getattr(source, field.name)
         if ours != theirs:
             raise ConfigError(

@@ -124,6 +124,13 @@ class Trainer:
         """More for the card's training summary: where the first weights came from, if anywhere."""
         return {"init": self.init_summary} if self.init_summary else {}
 
+    def extra_state(self) -> dict:
+        """More for every run checkpoint (a family's own state, e.g. its augmentation); nothing by default."""
+        return {}
+
+    def load_extra_state(self, payload: dict) -> None:
+        """Restore what ``extra_state`` saved (absent from older checkpoints)."""
+
     def optimiser_text(self) -> str:
         cfg = self.cfg
         return f"Adam betas ({cfg.beta1}, {cfg.beta2}); lr G {cfg.lr_g}, D {cfg.lr_d}"
@@ -250,7 +257,7 @@ class Trainer:
             state["init"] = self.init_summary
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
-        return state
+        return {**state, **self.extra_state()}
 
     def save_checkpoint(self) -> None:
         if self.env.is_main:
@@ -280,6 +287,7 @@ class Trainer:
         self.hardware = list(payload.get("hardware", []))
         self.init_summary = payload.get("init", {})
         self.skipped_updates = dict(payload.get("skipped_updates", {}))
+        self.load_extra_state(payload)
         self.log.message(f"resumed from {Path(payload['_path']).name} (iteration {self.iteration})")
         return True
 
