@@ -28,7 +28,8 @@ from .device import DEVICE_CHOICES, describe_device, resolve_device
 from .errors import ConfigError, VolumeError
 from .generate import generate_part
 from .metrics.reconstruction import reconstruction_metrics
-from .nifti import is_nifti_path, save_nifti
+from .nifti import is_nifti_path, save_nifti, sidecar_path
+from .validation import add_force_option, check_output
 from .volume import Volume, generated_affine
 
 
@@ -149,6 +150,7 @@ def register(commands) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="the latent as a .npy array of shape (1, latent_dim)")
     parser.add_argument("--reconstruction", metavar="FILE", help="also write the reconstruction (.nii or .nii.gz)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    add_force_option(parser)
     parser.set_defaults(run=run_encode)
     return parser
 
@@ -164,8 +166,9 @@ def run_encode(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.reconstruction}: the reconstruction is written as .nii or .nii.gz")
         targets.append(Path(args.reconstruction))
     for target in targets:
-        if not target.parent.exists():
-            raise ConfigError(f"{target}: folder {target.parent} does not exist")
+        check_output(target, args.force)
+    if args.reconstruction and sidecar_path(args.reconstruction).exists() and not args.force:
+        raise ConfigError(f"{sidecar_path(args.reconstruction)}: already exists; give --force to replace it")
     if not Path(args.volume).is_file():
         raise VolumeError(f"{args.volume}: no such file")
     started = time.perf_counter()

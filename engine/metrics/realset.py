@@ -149,6 +149,10 @@ def _load_npy(path: Path) -> np.ndarray:
 def _load_nifti_network(path: Path, intensity: IntensityMapping) -> np.ndarray:
     """A NIfTI file -> (D, H, W) float32 in [-1, 1] by the model's intensity mapping, RAS order."""
     volume = load_nifti(path)
+    if min(volume.array.shape) < 2:
+        raise VolumeError(f"{path}: a volume needs at least 2 voxels along every axis, got {volume.array.shape}")
+    if float(volume.array.min()) == float(volume.array.max()):
+        raise VolumeError(f"{path}: every voxel has the same value ({float(volume.array.min()):g})")
     to_ras = nib.orientations.ornt_transform(
         nib.orientations.io_orientation(volume.affine), nib.orientations.axcodes2ornt("RAS")
     )
