@@ -478,3 +478,50 @@ def test_a_full_disk_during_a_checkpoint_stops_in_one_line(capsys, run_copy, mon
         "checkpoint-00000001.pt",
         "checkpoint-00000002.pt",
     ]
+
+
+KILL_IN_CONFIG_WRITE = """
+import os, signal, sys
+import engine.training.config as config
+
+def torn_write(path, write, **options):  # half the settings on disk, then killed before the rename
+    tmp = path.with_name("." + path.name + ".killed.tmp")
+    write(tmp)
+    tmp.write_bytes(tmp.read_bytes()[: tmp.stat().st_size // 2])
+    os.kill(os.getpid(), signal.SIGKILL)
+
+config.atomic_write = torn_write
+from engine.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_kill_while_config_json_is_written_leaves_the_run_resumable(capsys, run_copy):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    argv = ["train", "--resume", str(run_copy), "--iterations", "3"]
+    killed = subprocess.run([sys.executable, "-c", KILL_IN_CONFIG_WRITE, *argv], cwd=root, capture_output=True)
+    assert killed.returncode == -9
+    assert json.loads((run_copy / "config.json").read_text())["iterations"] == 2  # the old settings, whole
+    assert (run_copy / ".config.json.killed.tmp").exists()
+    assert run(argv) == 0
+    _, err = capsys.readouterr()
+    assert "removed .config.json.killed.tmp" in err
+    assert json.loads((run_copy / "config.json").read_text())["iterations"] == 3
+    assert not (run_copy / ".config.json.killed.tmp").exists() and not (run_copy / ".lock").exists()
+
+
+def test_a_start_that_fails_after_making_its_folder_removes_it(capsys, tmp_path, monkeypatch):
+    from engine.errors import CheckpointError
+    from engine.training.hagan_trainer import HAGANTrainer
+
+    def broken_source(self):
+        raise CheckpointError("source.safetensors: damaged model file")
+
+    monkeypatch.setattr(HAGANTrainer, "initialise", broken_source)
+    out = tmp_path / "runs" / "new" / "run"
+    argv = ["train", *TINY_RUN, "--iterations", "1", "--out", out]
+    assert_refused(capsys, argv, "damaged model file", started=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # runs/new/run, made by the start, is gone

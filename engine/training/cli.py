@@ -159,8 +159,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise ConfigError(f"--out {args.out!r}: give a folder name for the run")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
-    if not out.parent.is_dir():
-        raise ConfigError(f"{out}: folder {out.parent} does not exist")
     if (out / "config.json").exists():
         raise ConfigError(f"{out} already holds a run; continue it with --resume {out} or choose another folder")
     if given.get("init_from") and given.get("family") == "split-shuffle" and given.get("stage", "3d") == "3d":
@@ -170,6 +168,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     cfg = TrainConfig(data=data, out=str(out), **given)
     check_sources(cfg)  # before the run folder is made
     return cfg
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None when ``path`` exists)."""
+    path = path.absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
 
 
 def _check_progress_json(path: str | None) -> None:
@@ -219,7 +227,7 @@ def run_train(args: argparse.Namespace) -> int:
     """
     cfg = config_from_args(args)
     run_dir = Path(cfg.out)
-    created = not run_dir.exists()
+    created = _first_missing(run_dir)  # what a failed start removes again: only folders it made
     env = setup(args.device)
     lock = RunLock(run_dir)
     started = False
@@ -254,6 +262,6 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     finally:
         lock.release()
-        if created and not started and env.is_main and run_dir.is_dir():
-            shutil.rmtree(run_dir, ignore_errors=True)  # made by this failed start: nothing of a run in it
+        if created and not started and env.is_main and created.is_dir():
+            shutil.rmtree(created, ignore_errors=True)  # made by this failed start: nothing of a run in it
         teardown(env)
