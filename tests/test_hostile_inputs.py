@@ -525,3 +525,26 @@ def test_a_start_that_fails_after_making_its_folder_removes_it(capsys, tmp_path,
     argv = ["train", *TINY_RUN, "--iterations", "1", "--out", out]
     assert_refused(capsys, argv, "damaged model file", started=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # runs/new/run, made by the start, is gone
+
+
+def test_a_pickle_as_extractor_weights_is_refused_without_torch_advice(capsys, volumes, tiny_model_file, tmp_path):
+    weights = tmp_path / "resnet_50.pth"
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "hook": print}, weights)  # a global: not weights
+    real = tmp_path / "real"
+    real.mkdir()
+    for name in ("a.nii", "b.nii"):
+        shutil.copy(volumes / "reversed_window.nii", real / name)
+    argv = ["evaluate", "--checkpoint", tiny_model_file, "--real", real, "--samples", "2", "--no-cache"]
+    argv += ["--extractor", "med3d", "--extractor-weights", weights, "--out", tmp_path / "report.json"]
+    line = assert_refused(capsys, argv, "resnet_50.pth", "refusing to unpickle")
+    assert "weights_only" not in line
+
+
+def test_info_into_a_closed_pipe_ends_quietly(tiny_model_file):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    command = f"{sys.executable} -m engine info --checkpoint {tiny_model_file} | head -n 1"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == "" and result.stdout.startswith("name")

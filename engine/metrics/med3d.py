@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints import load_checked
-from ..errors import CheckpointError
+from ..errors import CheckpointError, first_line
 
 RESNET50_LAYERS = (3, 4, 6, 3)
 FEATURES = 2048
@@ -103,8 +103,9 @@ def read_med3d_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for damaged or foreign files
-        lines = str(error).strip().splitlines()
-        cause = lines[0][:200] if lines else type(error).__name__
+        cause = first_line(error, 200)
+        if "Weights only load failed" in str(error):  # torch's advice to unpickle anyway is never passed on
+            cause = "holds Python objects other than tensors; refusing to unpickle it"
         raise CheckpointError(f"{path}: not a readable PyTorch weights file ({cause})") from None
     state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
