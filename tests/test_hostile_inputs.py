@@ -432,6 +432,11 @@ def test_foreign_checkpoints_are_skipped_with_a_warning(capsys, run_copy, tiny_m
     assert "skipped checkpoint checkpoint-00000200.pt: not a run checkpoint" in err
     assert "skipped checkpoint checkpoint-00000100.pt: network G has other layers" in err
     assert "Traceback" not in err
+    fine_tuned = tmp_path / "fine-tuned"
+    argv = ["train", "--phantoms", "chest-ct", "--batch-size", "2", "--phantom-count", "4", "--iterations", "1"]
+    assert run([*argv, "--init-from", run_copy, "--out", fine_tuned]) == 0
+    _, err = capsys.readouterr()
+    assert "skipped checkpoint checkpoint-00000200.pt" in err and "initialised from" in err
 
 
 def test_stale_temp_files_are_removed_and_a_second_process_is_locked_out(capsys, run_copy):
