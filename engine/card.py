@@ -7,9 +7,10 @@ import json
 from dataclasses import dataclass, field
 
 from . import __version__
-from .errors import CheckpointError
+from .errors import CheckpointError, clean_text
 from .models.hagan import HAGANConfig
 from .models.split_shuffle import SplitShuffleConfig
+from .validation import check_spacing
 from .volume import IntensityMapping
 
 CT_WINDOW = IntensityMapping(-1024.0, 600.0, "HU")  # the HA-GAN reference CT window
@@ -73,21 +74,21 @@ class ModelCard:
     def from_dict(cls, values: dict) -> ModelCard:
         try:
             family = values.get("family", "ha-gan")
-            if family not in CONFIG_CLASSES:
+            if not isinstance(family, str) or family not in CONFIG_CLASSES:
                 raise CheckpointError(f"model family '{family}' is not supported by this engine")
             return cls(
                 config=CONFIG_CLASSES[family].from_dict(values),
-                name=values.get("name", ""),
-                modality=values.get("modality", "unknown"),
+                name=clean_text(values.get("name", ""), 200),
+                modality=clean_text(values.get("modality", "unknown"), 40),
                 intensity=IntensityMapping.from_dict(values.get("intensity", {"low": -1, "high": 1})),
-                spacing_mm=tuple(float(s) for s in values.get("spacing_mm", (1.0, 1.0, 1.0))),
-                orientation=values.get("orientation", "RAS"),
+                spacing_mm=check_spacing(values.get("spacing_mm", (1.0, 1.0, 1.0)), "spacing_mm"),
+                orientation=_check_orientation(values.get("orientation", "RAS")),
                 parts=tuple(values.get("parts", ("G",))),
-                source=values.get("source", ""),
+                source=clean_text(values.get("source", ""), 500),
                 training=dict(values.get("training", {})),
-                notes=values.get("notes", ""),
+                notes=clean_text(values.get("notes", ""), 2000),
                 preprocessing=dict(values.get("preprocessing") or {}),
-                content_hash=values.get("content_hash", ""),
+                content_hash=clean_text(values.get("content_hash", ""), 100),
                 engine_version=values.get("engine_version", ""),
                 created=values.get("created", ""),
             )
@@ -103,6 +104,13 @@ class ModelCard:
         except ValueError as error:
             raise CheckpointError(f"model card is not valid JSON ({error})") from None
         return cls.from_dict(values)
+
+
+def _check_orientation(orientation: object) -> str:
+    """Generated volumes are written in RAS; a card saying otherwise describes a volume we do not make."""
+    if orientation != "RAS":
+        raise CheckpointError(f"orientation must be RAS, got {clean_text(orientation, 20)!r}")
+    return "RAS"
 
 
 def default_spacing(resolution: int) -> tuple[float, float, float]:

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 
 from .atomic import atomic_write
 from .card import CT_WINDOW, ModelCard, default_spacing
-from .errors import CheckpointError, first_line
+from .errors import CheckpointError, ConfigError, first_line
 from .model import MODEL_CLASSES, AnyModel, HAGANModel
 from .model_input import official_preprocessing
 from .models.hagan import HAGANConfig
@@ -52,7 +52,12 @@ def save_model(model: AnyModel, path: str | os.PathLike, dtype: torch.dtype = to
     }
     model.card.parts = tuple(model.networks())
     model.card.content_hash = tensor_hash(tensors)
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"model_card": model.card.to_json()}))
+    try:
+        atomic_write(
+            path, lambda tmp: save_file(tensors, str(tmp), metadata={"model_card": model.card.to_json()}), fsync=True
+        )
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{path}: could not write the model file ({first_line(error, 200)})") from None
     return path
 
 
@@ -100,7 +105,9 @@ def _load_ours(path: Path, parts: tuple[str, ...]) -> AnyModel:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError) as error:
         raise CheckpointError(f"{path}: damaged model file ({first_line(error, 200)})") from None
-    if card.content_hash and tensor_hash(tensors) != card.content_hash:
+    if not card.content_hash:
+        raise CheckpointError(f"{path}: the model card has no content_hash, so the weights cannot be checked")
+    if tensor_hash(tensors) != card.content_hash:
         raise CheckpointError(f"{path}: weights do not match the card's content hash (file modified or damaged)")
     present = {key.split(".", 1)[0] for key in tensors}
     if "G" not in present:
@@ -164,6 +171,8 @@ def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
     state = loaded.get("model", loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: holds no state dict of tensors (neither {{'model': ...}} nor a bare one)")
+    if not all(isinstance(key, str) for key in state):
+        raise CheckpointError(f"{path}: a state dict's keys are layer names; this one has other keys")
     return {key.removeprefix("module."): value for key, value in state.items()}
 
 
@@ -226,6 +235,12 @@ def _infer_official_config(states: dict, resolution: int, g_file: Path) -> HAGAN
     for key in ("fc1.weight", "tp_conv7.weight"):
         if key not in g:
             raise CheckpointError(f"{g_file}: no '{key}': not an HA-GAN generator")
+    for part, key, dims in (("G", "fc1.weight", 2), ("G", "tp_conv7.weight", 5), ("Sub_E", "conv5.weight", 5)):
+        tensor = states.get(part, {}).get(key)
+        if tensor is not None and tensor.dim() != dims:
+            raise CheckpointError(f"{g_file}: '{key}' of {part} has {tensor.dim()} dimensions, HA-GAN's has {dims}")
+    if "conv7.weight" in states.get("D", {}) and states["D"]["conv7.weight"].dim() != 5:
+        raise CheckpointError(f"{g_file}: 'conv7.weight' of D is not a 3-D convolution weight")
     fc_in = g["fc1.weight"].shape[1]
     latent_dim = (
         states["Sub_E"]["conv5.weight"].shape[0] if "conv5.weight" in states.get("Sub_E", {}) else min(fc_in, 1024)
@@ -235,7 +250,10 @@ def _infer_official_config(states: dict, resolution: int, g_file: Path) -> HAGAN
         widths["e_width"] = states["Sub_E"]["conv5.weight"].shape[1] // 8
     if "conv7.weight" in states.get("D", {}):
         widths["d_width"] = states["D"]["conv7.weight"].shape[0] // 8
-    return HAGANConfig(resolution=resolution, latent_dim=latent_dim, num_class=fc_in - latent_dim, **widths)
+    try:
+        return HAGANConfig(resolution=resolution, latent_dim=latent_dim, num_class=fc_in - latent_dim, **widths)
+    except ConfigError as error:
+        raise CheckpointError(f"{g_file}: not an HA-GAN layout ({error})") from None
 
 
 def _official_hint(part: str, state: dict, resolution: int) -> str:
@@ -267,6 +285,10 @@ def load_checked(net: torch.nn.Module, state: dict, where: str, what: str, hint:
         raise CheckpointError(f"{where}: '{missing[0]}' is missing for a {what}{more(missing)}{hint}")
     if unexpected:
         raise CheckpointError(f"{where}: unexpected '{unexpected[0]}' for a {what}{more(unexpected)}{hint}")
+    # NaN or Inf weights would give a NaN or constant volume only after the whole forward pass
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise CheckpointError(f"{where}: '{broken[0]}' holds NaN or infinite weights{more(broken)}")
     # assign: the file's tensors become the parameters (networks may be built empty, on "meta")
     net.load_state_dict({k: v.to(expected[k].dtype).contiguous() for k, v in state.items()}, assign=True)
 

@@ -21,7 +21,7 @@ from .checkpoints import convert_official, load_model, read_model_card
 from .demo import default_model
 from .device import DEVICE_CHOICES, describe_device, resolve_device
 from .dicom import save_dicom_series
-from .errors import ConfigError, EngineError
+from .errors import ConfigError, EngineError, clean_text, first_line
 from .generate import (
     DEFAULT_BUDGET_MB,
     PARTS,
@@ -35,9 +35,20 @@ from .generate import (
     sample_volumes,
 )
 from .latent import parse_seeds
-from .nifti import is_nifti_path, save_nifti
+from .nifti import is_nifti_path, save_nifti, sidecar_path
 from .precision import PRECISION_CHOICES
 from .reading import read_volume
+from .validation import (
+    MAX_FRAMES,
+    OneLineParser,
+    add_force_option,
+    check_output,
+    check_spacing,
+    is_our_sidecar,
+    positive_float_arg,
+    seed_arg,
+    write_error_line,
+)
 from .volume import IntensityMapping
 
 
@@ -46,25 +57,38 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:  # e.g. `info | head`: the reader has all it wanted
+        _silence_stdout()
+        return 0
     except EngineError as error:
-        print(f"error: {error}", file=sys.stderr)
-    except (OSError, MemoryError) as error:
-        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        write_error_line(str(error))
+    except MemoryError as error:
+        write_error_line(f"out of memory ({first_line(error)})")
+    except OSError as error:
+        write_error_line(f"{type(error).__name__}: {first_line(error)}")
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        write_error_line("interrupted")
         return 130
     return 2
 
 
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's final flush raises nothing."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine", description="HA-GAN volume generation engine")
+    parser = OneLineParser(prog="python -m engine", description="HA-GAN volume generation engine")
     parser.add_argument("--version", action="version", version=f"engine {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sample = commands.add_parser("sample", help="generate volumes from seeds and write NIfTI files")
     _add_model_options(sample)
     seeds = sample.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
+    seeds.add_argument("--seed", type=seed_arg, default=None, help="one seed (default 0)")
     seeds.add_argument("--seeds", type=parse_seeds_arg, help='a seed list such as "0,3,10-12"')
     sample.add_argument("--part", choices=PARTS, default="full", help="which part of the hierarchy (default full)")
     sample.add_argument(
@@ -81,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_options(sample)
     _add_format_option(sample)
     sample.add_argument("--out", required=True, help="a .nii/.nii.gz file (one seed) or a folder")
+    add_force_option(sample)
     sample.set_defaults(run=run_sample)
 
     interpolate = commands.add_parser("interpolate", help="volumes along a latent path through keyframe seeds")
@@ -95,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_options(interpolate)
     _add_format_option(interpolate)
     interpolate.add_argument("--out", required=True, help="a folder for frame0000_<part>.nii.gz, ...")
+    add_force_option(interpolate)
     interpolate.set_defaults(run=run_interpolate)
 
     info = commands.add_parser("info", help="print a model's card and parameter counts, or a volume's header")
@@ -120,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--spacing", type=float, nargs=3, metavar=("I", "J", "K"), help="nominal voxel size in mm")
     convert.add_argument("--half", action="store_true", help="store weights in float16 (half the size)")
+    add_force_option(convert)
     convert.set_defaults(run=run_convert)
 
     for register in _command_modules():
@@ -163,7 +190,7 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--memory-budget",
-        type=float,
+        type=positive_float_arg,
         default=DEFAULT_BUDGET_MB,
         metavar="MB",
         help=f"bound on each convolution's temporaries; sets the chunk thickness (default {DEFAULT_BUDGET_MB})",
@@ -202,6 +229,7 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.format == "dicom" and is_nifti_path(args.out):
         raise ConfigError(f"{args.out}: DICOM series are written into a folder; give a folder name")
     targets = _sample_targets(Path(args.out), seeds, args.part)
+    _check_targets(targets, args.force, args.format == "dicom")
     model, device = _load_for_generation(args)
     check_part(model, args.part)
     if args.part == "slab":
@@ -217,6 +245,15 @@ def run_interpolate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if is_nifti_path(out) or (out.exists() and not out.is_dir()):
         raise ConfigError(f"{out}: an interpolation writes many frames; give a folder")
+    if str(out) in ("-", ""):
+        raise ConfigError(f"--out {str(out)!r}: give a folder for the frames")
+    frames = (len(args.seeds) - 1) * max(args.steps, 1) + 1
+    if frames > MAX_FRAMES:
+        raise ConfigError(
+            f"--steps {args.steps} with {len(args.seeds)} keyframes make {frames} frames; at most {MAX_FRAMES}"
+        )
+    frame_files = [out / f"frame{i:04d}_{args.part}.nii.gz" for i in range(frames)]
+    _check_targets(frame_files, args.force, args.format == "dicom")
     model, device = _load_for_generation(args)
     check_part(model, args.part)
     requests = interpolation_requests(
@@ -253,28 +290,50 @@ def _generate_and_write(args, model, device, requests: list[SampleRequest], targ
         options = replace(options, batch_size=auto_batch_size(model, requests[0].part, len(requests), options))
     started = time.perf_counter()
     name = model.card.name or "HA-GAN"
-    progress = tqdm(
+    with tqdm(
         total=len(requests),
         desc=f"generating ({describe_device(device)})",
         unit="vol",
         file=sys.stderr,
         disable=len(requests) == 1,
-    )
-    for request, target, volume in zip(requests, targets, sample_volumes(model, requests, options)):
-        what = f"seed {request.seed}" if request.latent is None else request.origin
-        if args.format == "dicom":
-            folder = target.with_name(target.name.removesuffix(".nii.gz"))  # a folder per volume
-            target = save_dicom_series(volume, folder, model.card.modality)
-        else:
-            save_nifti(volume, target, f"SYNTHETIC {name} {request.part} {what}")
-        tqdm.write(f"wrote {target}", file=sys.stderr)
-        progress.update()
-    progress.close()
+    ) as progress:  # closed before an error is printed
+        for request, target, volume in zip(requests, targets, sample_volumes(model, requests, options)):
+            what = f"seed {request.seed}" if request.latent is None else request.origin
+            if args.format == "dicom":
+                target = save_dicom_series(volume, dicom_folder(target), model.card.modality)
+            else:
+                save_nifti(volume, target, f"SYNTHETIC {name} {request.part} {what}")
+            tqdm.write(f"wrote {target}", file=sys.stderr)
+            progress.update()
     print(f"{len(requests)} volume(s) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
 
 
+def _check_targets(targets: list[Path], force: bool, dicom: bool = False) -> None:
+    """Named outputs are replaced only with --force; a .json beside them only when it is our sidecar.
+    DICOM outputs are a series folder per volume (the target's name without .nii.gz)."""
+    for target in targets:
+        if dicom:
+            folder = dicom_folder(target)
+            if folder.exists() and not force:
+                raise ConfigError(f"{folder}: already exists; give --force to replace it")
+            continue
+        check_output(target, force, folder_made=True)
+        sidecar = sidecar_path(target)
+        if sidecar.exists() and not is_our_sidecar(sidecar):
+            raise ConfigError(f"{sidecar}: exists and is not a sidecar written by this engine; not replacing it")
+        if sidecar.exists() and not force:
+            raise ConfigError(f"{sidecar}: already exists (the sidecar of {target.name}); give --force to replace it")
+
+
+def dicom_folder(target: Path) -> Path:
+    """The series folder that stands for a volume file name: ``seed0003_full.nii.gz`` -> ``seed0003_full``."""
+    return target.with_name(target.name.removesuffix(".nii.gz").removesuffix(".nii"))
+
+
 def _sample_targets(out: Path, seeds: list[int], part: str) -> list[Path]:
+    if str(out) in ("-", ""):
+        raise ConfigError(f"--out {str(out)!r}: give a .nii/.nii.gz file or a folder")
     if is_nifti_path(out):
         if len(seeds) > 1:
             raise ConfigError(f"{out}: several seeds need an output folder, not one file name")
@@ -315,10 +374,10 @@ def run_info(args: argparse.Namespace) -> int:
     rows += [(f"training.{k}", json.dumps(v) if not isinstance(v, str) else v) for k, v in card.training.items()]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+        print(f"{clean_text(key):<{width}}  {clean_text(value)}")
     print("\nparameters")
     for name, count in model.parameter_counts().items():
-        print(f"  {name:<24} {count:>12,}")
+        print(f"  {clean_text(name):<24} {count:>12,}")
     return 0
 
 
@@ -351,18 +410,21 @@ def _volume_info(path: str, series: str | None = None) -> int:
     print(f"synthetic     {'yes' if synthetic else 'not marked'}")
     for key in ("model", "model_hash", "seed", "latent_origin", "operation", "truncation"):
         if volume.provenance.get(key) is not None:
-            print(f"{key:<13} {volume.provenance[key]}")
+            print(f"{key:<13} {clean_text(volume.provenance[key], 300)}")
     return 0
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    out = check_output(args.out, args.force, "model file")
+    if args.spacing:
+        check_spacing(args.spacing, "--spacing")
     intensity = (
         IntensityMapping(args.window[0], args.window[1], "HU" if args.modality == "ct" else "") if args.window else None
     )
     out = convert_official(
         args.official,
         args.resolution,
-        args.out,
+        out,
         args.modality,
         intensity,
         tuple(args.spacing) if args.spacing else None,

@@ -31,7 +31,8 @@ from .errors import ConfigError, VolumeError
 from .generate import generate_part
 from .metrics.reconstruction import round_trip_metrics
 from .model_input import PreparedScan, card_preprocessing, foreground_mask, prepare_scan
-from .nifti import is_nifti_path, save_nifti
+from .nifti import is_nifti_path, save_nifti, sidecar_path
+from .validation import add_force_option, check_output
 from .volume import Volume, generated_affine
 
 
@@ -155,6 +156,7 @@ def register(commands) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="the latent as a .npy array of shape (1, latent_dim)")
     parser.add_argument("--reconstruction", metavar="FILE", help="also write the reconstruction (.nii or .nii.gz)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    add_force_option(parser)
     parser.set_defaults(run=run_encode)
     return parser
 
@@ -170,8 +172,9 @@ def run_encode(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.reconstruction}: the reconstruction is written as .nii or .nii.gz")
         targets.append(Path(args.reconstruction))
     for target in targets:
-        if not target.parent.exists():
-            raise ConfigError(f"{target}: folder {target.parent} does not exist")
+        check_output(target, args.force)
+    if args.reconstruction and sidecar_path(args.reconstruction).exists() and not args.force:
+        raise ConfigError(f"{sidecar_path(args.reconstruction)}: already exists; give --force to replace it")
     if not Path(args.volume).exists():
         raise VolumeError(f"{args.volume}: no such file or folder")
     started = time.perf_counter()

@@ -26,6 +26,7 @@ from .model import AnyModel, SplitShuffleModel
 from .models.hagan import Generator
 from .precision import PRECISIONS, math_mode, resolve_precision
 from .subpixel import conv3d_chunked, group_norm_relu_, phase_kernels, upsample_conv3d
+from .validation import MAX_FRAMES
 from .volume import RAW, Volume, generated_affine
 
 PARTS = ("full", "anchor", "slab", "stitched")
@@ -356,6 +357,11 @@ def interpolation_requests(
         raise ConfigError("an interpolation needs at least two keyframe seeds")
     if steps < 1:
         raise ConfigError(f"steps per segment must be at least 1, got {steps}")
+    if (len(keyframes) - 1) * steps + 1 > MAX_FRAMES:
+        raise ConfigError(
+            f"{len(keyframes)} keyframes with {steps} steps make {(len(keyframes) - 1) * steps + 1} frames;"
+            f" at most {MAX_FRAMES}"
+        )
     interpolate = {"lerp": lerp, "slerp": slerp}.get(method)
     if interpolate is None:
         raise ConfigError(f"unknown interpolation '{method}'; choose lerp or slerp")

@@ -7,6 +7,7 @@ import re
 import torch
 
 from .errors import ConfigError
+from .validation import MAX_SEED, MAX_SEEDS
 
 
 def seed_to_z(seed: int, latent_dim: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -25,25 +26,32 @@ def seeds_to_z(seeds: list[int], latent_dim: int, device: torch.device | str = "
     return torch.cat([seed_to_z(s, latent_dim) for s in seeds]).to(device)
 
 
-_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
+_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$", re.ASCII)
 
 
 def parse_seeds(text: str) -> list[int]:
-    """Parse a seed list such as "0,3,10-12" into [0, 3, 10, 11, 12] (order kept)."""
+    """Parse a seed list such as "0,3,10-12" into [0, 3, 10, 11, 12] (order kept).
+
+    Sizes are checked before a range is expanded: at most ``MAX_SEEDS`` seeds, each in [0, 2**63 - 1].
+    """
     seeds: list[int] = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        if part.isdigit():
-            seeds.append(int(part))
+        if part.isascii() and part.isdigit():
+            bounds = (int(part), int(part))
         elif m := _RANGE.match(part):
-            low, high = int(m.group(1)), int(m.group(2))
-            if high < low:
+            bounds = (int(m.group(1)), int(m.group(2)))
+            if bounds[1] < bounds[0]:
                 raise ConfigError(f"seed range '{part}' runs backwards")
-            seeds.extend(range(low, high + 1))
         else:
-            raise ConfigError(f"cannot read seed list '{text}': '{part}' is not a seed or a range like 10-12")
+            raise ConfigError(f"cannot read seed list '{text:.80}': '{part:.40}' is not a seed or a range like 10-12")
+        if bounds[1] > MAX_SEED:
+            raise ConfigError(f"seed {part:.40} is beyond the largest seed, 2**63 - 1")
+        if len(seeds) + bounds[1] - bounds[0] + 1 > MAX_SEEDS:
+            raise ConfigError(f"seed list '{text:.80}' names more than {MAX_SEEDS} seeds")
+        seeds.extend(range(bounds[0], bounds[1] + 1))
     if not seeds:
         raise ConfigError(f"seed list '{text}' names no seeds")
     return seeds

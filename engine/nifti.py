@@ -16,7 +16,8 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_write
-from .errors import VolumeError, first_line
+from .errors import VolumeError, clean_text, first_line
+from .validation import check_affine, check_volume_memory, is_our_sidecar
 from .volume import RAW, IntensityMapping, Volume
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -50,6 +51,10 @@ def save_nifti(volume: Volume, path: str | os.PathLike, description: str = "SYNT
         raise VolumeError(f"{path}: folder {path.parent} does not exist")
     if not np.isfinite(volume.array).all():
         raise VolumeError(f"{path}: refusing to write a volume with NaN or infinite values")
+    check_affine(volume.affine, str(path))
+    sidecar_file = sidecar_path(path)
+    if sidecar_file.exists() and not is_our_sidecar(sidecar_file):
+        raise VolumeError(f"{sidecar_file}: exists and is not a sidecar written by this engine; not replacing it")
 
     image = nib.Nifti1Image(volume.array.astype(np.float32), volume.affine)
     header = image.header
@@ -71,7 +76,7 @@ def save_nifti(volume: Volume, path: str | os.PathLike, description: str = "SYNT
         "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     _atomic_write(path, lambda tmp: nib.save(image, tmp))
-    _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)))
+    _atomic_write(sidecar_file, lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)))
     return path
 
 
@@ -84,8 +89,12 @@ def load_nifti(path: str | os.PathLike) -> Volume:
         raise VolumeError(f"{path}: is a folder, not a NIfTI file")
     try:
         image = nib.load(str(path))
-        array = image.get_fdata(dtype=np.float32)
     except Exception as error:  # nibabel raises many types for damaged files
+        raise VolumeError(f"{path}: not a readable NIfTI file ({first_line(error)})") from None
+    check_nifti_header(image, str(path))
+    try:
+        array = image.get_fdata(dtype=np.float32)
+    except Exception as error:
         raise VolumeError(f"{path}: not a readable NIfTI file ({first_line(error)})") from None
     if array.ndim == 4 and array.shape[3] == 1:
         array = array[..., 0]
@@ -101,14 +110,29 @@ def load_nifti(path: str | os.PathLike) -> Volume:
         try:
             meta = json.loads(sidecar.read_text())
             intensity = IntensityMapping.from_dict(meta["intensity"])
-            provenance = dict(meta.get("provenance", {}))
-        except (ValueError, KeyError, TypeError) as error:
+            provenance = {key: _clean_value(value) for key, value in dict(meta.get("provenance", {})).items()}
+        except (ValueError, KeyError, TypeError, AttributeError, VolumeError) as error:
             raise VolumeError(f"{sidecar}: unreadable sidecar ({first_line(error)})") from None
     provenance.setdefault("source_file", str(path))
     return Volume(array, image.affine, intensity, provenance)
 
 
+def _clean_value(value):
+    """Sidecar text as safe to print as the numbers beside it."""
+    return clean_text(value, 500) if isinstance(value, str) else value
+
+
+def check_nifti_header(image, where: str) -> None:
+    """Refuse, from the header alone, what cannot be read safely: complex or unknown data, a volume
+    too large for the memory available, a degenerate affine."""
+    dtype = np.dtype(image.get_data_dtype())
+    if dtype.kind not in "biuf":
+        raise VolumeError(f"{where + ': ' if where else ''}voxel type {dtype} is not supported (real numbers only)")
+    check_volume_memory(tuple(int(n) for n in image.shape), where)
+    check_affine(image.affine, where)
+
+
 def _atomic_write(path: Path, write) -> None:
     # keep the real extension: nibabel decides on compression from it
     suffix = next((s for s in NIFTI_SUFFIXES if path.name.lower().endswith(s)), path.suffix)
-    atomic_write(path, write, suffix=suffix)
+    atomic_write(path, write, suffix=suffix, fsync=True)

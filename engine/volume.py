@@ -34,6 +34,8 @@ class IntensityMapping:
     def __post_init__(self) -> None:
         if not self.high > self.low:
             raise VolumeError(f"intensity window [{self.low}, {self.high}] is empty or reversed")
+        if not (np.isfinite(self.low) and np.isfinite(self.high)):
+            raise VolumeError(f"intensity window [{self.low}, {self.high}] is not finite")
 
     def to_physical(self, x):
         """x * scale + offset, in two passes over one new array when x is a numpy array."""

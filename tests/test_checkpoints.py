@@ -107,7 +107,7 @@ def test_save_is_atomic_and_leaves_no_partial_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr("engine.checkpoints.save_file", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointError, match=r"could not write the model file \(disk full\)"):
         save_model(model, path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
 

@@ -275,6 +275,17 @@ def test_sample_writes_a_series_folder_per_volume(tmp_path, tiny_model_file):
     assert uid["seed0001_full"] == uid["seed0001_anchor"] != uid["seed0002_full"]
 
 
+def test_an_existing_series_folder_is_replaced_only_with_force(tmp_path, tiny_model_file, capsys):
+    args = ["sample", "--checkpoint", str(tiny_model_file), "--seed", "1", "--format", "dicom", "--out", str(tmp_path)]
+    assert main(args) == 0
+    first = sorted((tmp_path / "seed0001_full").iterdir())
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "seed0001_full: already exists; give --force" in capsys.readouterr().err
+    assert sorted((tmp_path / "seed0001_full").iterdir()) == first
+    assert main([*args, "--force"]) == 0
+
+
 def test_interpolate_writes_dicom_frames(tmp_path, tiny_model_file):
     args = ["interpolate", "--checkpoint", str(tiny_model_file), "--seeds", "1,2", "--steps", "2", "--part", "anchor"]
     assert main([*args, "--format", "dicom", "--out", str(tmp_path)]) == 0
@@ -304,7 +315,8 @@ def test_encode_preprocess_and_real_sets_take_dicom_folders(tmp_path, tiny_model
     for path in (scans / "scan2").iterdir():  # two series in one folder: encode asks which
         path.rename(scans / "scan1" / ("b-" + path.name))
     capsys.readouterr()
-    assert main(["encode", "--model", str(tiny_model_file), "--volume", str(scans / "scan1"), "--out", str(z)]) == 2
+    encode = ["encode", "--model", str(tiny_model_file), "--volume", str(scans / "scan1"), "--out", str(z)]
+    assert main([*encode, "--force"]) == 2
     assert "choose one with --series UID" in capsys.readouterr().err
     # commands that take every folder as one volume say so
     assert main(["preprocess", "--input", str(scans), "--out", str(tmp_path / "pre2"), "--modality", "ct",
@@ -314,7 +326,7 @@ def test_encode_preprocess_and_real_sets_take_dicom_folders(tmp_path, tiny_model
         find_real_set(scans).load(0, card)
     uid = list_series(scans / "scan1")[1].uid
     args = ["encode", "--model", str(tiny_model_file), "--volume", str(scans / "scan1"), "--series", uid]
-    assert main([*args, "--out", str(z)]) == 0
+    assert main([*args, "--out", str(z), "--force"]) == 0
 
 
 # -- the app -----------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ def network_array(path):
 
 def sample(tmp_path, checkpoint, *extra, name="out.nii.gz"):
     out = tmp_path / name
-    assert main(["sample", "--checkpoint", str(checkpoint), *extra, "--intensity", "raw", "--out", str(out)]) == 0
+    args = ["sample", "--checkpoint", str(checkpoint), *extra, "--intensity", "raw", "--out", str(out), "--force"]
+    assert main(args) == 0  # --force: the tests reuse one file name
     return network_array(out)
 
 

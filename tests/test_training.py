@@ -232,7 +232,7 @@ def test_export_can_take_an_earlier_kept_checkpoint(tmp_path, capsys):
     weights = [torch.cat([p.flatten() for p in m.generator.parameters()]) for m in models]
     assert not torch.equal(*weights)
     capsys.readouterr()
-    assert main(["export", "--run", str(run), "--out", str(earlier), "--iteration", "1"]) == 2
+    assert main(["export", "--run", str(run), "--out", str(earlier), "--iteration", "1", "--force"]) == 2
     assert "no checkpoint of iteration 1 (kept: 2, 3)" in capsys.readouterr().err
 
 
@@ -255,5 +255,6 @@ def test_export_can_average_g_over_the_last_kept_checkpoints(tmp_path, capsys):
     assert not torch.allclose(weights["mean"], weights["3"])
     assert models["mean"].card.training["averaged_iterations"] == [2, 3]
     assert models["mean"].card.training["iterations"] == 3
-    assert main(["export", "--run", str(run), "--out", str(files["mean"]), "--average", "3", "--iteration", "2"]) == 2
+    again = ["--average", "3", "--iteration", "2", "--force"]
+    assert main(["export", "--run", str(run), "--out", str(files["mean"]), *again]) == 2
     assert "the 2 checkpoints kept up to iteration 2" in capsys.readouterr().err

@@ -33,7 +33,7 @@ from ..atomic import atomic_write
 from ..card import CT_WINDOW
 from ..dicom_read import SeveralSeriesError, load_dicom_series
 from ..errors import ConfigError, VolumeError, first_line
-from ..nifti import NIFTI_SUFFIXES, is_nifti_path
+from ..nifti import NIFTI_SUFFIXES, check_nifti_header, is_nifti_path
 from ..reading import find_volume_sources
 
 MANIFEST = "manifest.json"
@@ -180,11 +180,15 @@ def read_canonical(path: str | os.PathLike, series: str | None = None) -> Canoni
     else:
         try:
             image = nib.load(str(path))
-            array = image.get_fdata(dtype=np.float32)  # applies scl_slope / scl_inter
-            affine = np.asarray(image.affine, dtype=np.float64)
         except FileNotFoundError:
             raise VolumeError("no such file") from None
         except Exception as error:  # nibabel raises many types for damaged files
+            raise VolumeError(f"not a readable NIfTI file ({first_line(error)})") from None
+        check_nifti_header(image, "")  # size, affine and data type, before the data is read
+        try:
+            array = image.get_fdata(dtype=np.float32)  # applies scl_slope / scl_inter
+            affine = np.asarray(image.affine, dtype=np.float64)
+        except Exception as error:
             raise VolumeError(f"not a readable NIfTI file ({first_line(error)})") from None
     source_shape = tuple(int(n) for n in array.shape)
     while array.ndim > 3 and array.shape[-1] == 1:
@@ -377,11 +381,16 @@ def preprocess_file(path: str | os.PathLike, settings: PreprocessSettings) -> tu
 def nifti_header_problem(path: str | os.PathLike) -> str | None:
     """A cheap check reading only the header: the cause why the file is unusable, or None."""
     try:
-        shape = tuple(int(n) for n in nib.load(str(path)).shape)
+        image = nib.load(str(path))
+        shape = tuple(int(n) for n in image.shape)
     except FileNotFoundError:
         return "no such file"
     except Exception as error:
         return f"not a readable NIfTI file ({first_line(error)})"
+    try:
+        check_nifti_header(image, "")
+    except VolumeError as error:
+        return str(error)
     core = shape
     while len(core) > 3 and core[-1] == 1:
         core = core[:-1]

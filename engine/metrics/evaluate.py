@@ -38,6 +38,7 @@ from ..generate import FastGenerator, GenerationOptions, auto_batch_size, check_
 from ..latent import seeds_to_z
 from ..model import AnyModel, HAGANModel
 from ..model_input import card_preprocessing, foreground_mask
+from ..validation import MAX_SEED, MAX_SEEDS
 from ..volume import IntensityMapping
 from .extractors import ExtractorInfo, ExtractorKind, build_extractor
 from .fid import FIDMetric
@@ -90,6 +91,8 @@ class EvaluationSettings:
                 raise ConfigError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.samples > MAX_SEEDS or self.seed_start + self.samples - 1 > MAX_SEED:
+            raise ConfigError(f"--samples at most {MAX_SEEDS}, with every seed up to 2**63 - 1")
 
     @property
     def extractor_kind(self) -> ExtractorKind:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import sys
 from pathlib import Path
 
 import torch
 
 from ..device import DEVICE_CHOICES
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingError
+from ..validation import add_force_option, check_output
 from .config import PRESETS, SPLIT_SHUFFLE_PRESETS, TrainConfig
 from .distributed import Distributed, setup, teardown
 from .hagan_trainer import HAGANTrainer
 from .init_source import adopt_hagan_network, adopt_network, check_sources
+from .run_checkpoint import list_checkpoints
+from .run_guard import RunLock, load_run_config, remove_stale_temp_files, resumed_config
 from .split_shuffle_trainer import SplitShuffleTrainer
 from .trainer import Trainer
 
@@ -147,6 +153,7 @@ def register(commands) -> None:
         metavar="K",
         help="G averaged over the newest K kept checkpoints up to that one (steadier than any one; default 1)",
     )
+    add_force_option(export)
     export.set_defaults(run=run_export)
 
 
@@ -157,19 +164,28 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         given["window"] = tuple(args.window)
     if args.modality:
         given["modality"] = args.modality
+    _check_progress_json(args.progress_json)
     if args.resume:
         if args.data or args.phantoms or args.out:
             raise ConfigError("--resume continues a run with its own data and folder; leave out --data/--out")
         run_dir = Path(args.resume)
-        saved = TrainConfig.load(run_dir / "config.json")
-        extend = {"iterations": given["iterations"]} if "iterations" in given else {}
-        return TrainConfig(**{**saved.__dict__, **extend, "out": str(run_dir)})
+        if not run_dir.is_dir():
+            raise ConfigError(f"{run_dir}: no such run folder")
+        cfg, notes = resumed_config(run_dir, given)
+        if os.environ.get("RANK", "0") == "0":
+            for note in notes:
+                print(note, file=sys.stderr)
+        return cfg
     if not (args.data or args.phantoms) or not args.out:
         raise ConfigError("train needs --data DIR (or --phantoms KIND) and --out RUN_DIR, or --resume RUN_DIR")
     data = f"phantoms:{args.phantoms}" if args.phantoms else args.data
     if args.data and not Path(args.data).is_dir():
         raise ConfigError(f"{args.data}: no such data folder")
     out = Path(args.out)
+    if str(out) in ("-", ""):
+        raise ConfigError(f"--out {args.out!r}: give a folder name for the run")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder")
     if (out / "config.json").exists():
         raise ConfigError(f"{out} already holds a run; continue it with --resume {out} or choose another folder")
     if given.get("init_from") and given.get("family") == "split-shuffle" and given.get("stage", "3d") == "3d":
@@ -181,6 +197,23 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None when ``path`` exists)."""
+    path = path.absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def _check_progress_json(path: str | None) -> None:
+    if path and path != "-":
+        target = Path(path)
+        if target.is_dir() or not target.parent.is_dir():
+            raise ConfigError(f"--progress-json {path}: needs a file in an existing folder")
+
+
 def make_trainer(cfg: TrainConfig, env: Distributed, progress_json: str | None = None, quiet: bool = False) -> Trainer:
     """The trainer of the run's model family."""
     return TRAINERS[cfg.family](cfg, env, progress_json, quiet)
@@ -189,37 +222,73 @@ def make_trainer(cfg: TrainConfig, env: Distributed, progress_json: str | None =
 def run_export(args: argparse.Namespace) -> int:
     """Rebuild the run on the CPU from its settings and newest checkpoint, without writing to it."""
     run_dir = Path(args.run_dir)
-    cfg = TrainConfig.load(run_dir / "config.json")
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such run folder")
+    if args.average < 1:
+        raise ConfigError(f"--average {args.average}: needs at least 1 checkpoint")
+    out = check_output(args.out, args.force, "model file")
+    if out.suffix != ".safetensors":
+        raise ConfigError(f"{out}: model files end in .safetensors")
+    cfg, note = load_run_config(run_dir)
+    if note:
+        print(note, file=sys.stderr)
     trainer = make_trainer(cfg, Distributed(device=torch.device("cpu")), quiet=True)
-    if not trainer.resume(args.iteration):
+    resumed = trainer.resume(args.iteration)
+    for problem in trainer.skipped_checkpoints:
+        print(f"skipped checkpoint {problem}", file=sys.stderr)
+    if not resumed:
         raise ConfigError(f"{run_dir}: the run has no checkpoint yet")
     if args.average != 1:
         trainer.average_generator(args.average)
-    path = trainer.export(Path(args.out), torch.float16 if args.half else torch.float32)
+    path = trainer.export(out, torch.float16 if args.half else torch.float32)
     averaged = f", G averaged over {', '.join(map(str, trainer.averaged))}" if trainer.averaged else ""
     print(f"wrote {path} (iteration {trainer.iteration}{averaged})")
     return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Validate everything, lock the run folder, build, resume or initialise, then save the settings and train.
+
+    config.json is written only once the start has succeeded, so a failed start leaves no
+    half-made run (a folder this start made is removed again).
+    """
     cfg = config_from_args(args)
+    run_dir = Path(cfg.out)
+    created = _first_missing(run_dir)  # what a failed start removes again: only folders it made
     env = setup(args.device)
+    lock = RunLock(run_dir)
+    started = False
     try:
-        run_dir = Path(cfg.out)
         if env.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.save(run_dir / "config.json")
+            lock.acquire()
+            if lock.took_over:
+                print(f"{run_dir}: took over the lock of {lock.took_over}, which is no longer running", file=sys.stderr)
+            for path in remove_stale_temp_files(run_dir):
+                print(f"removed {path.name}, left by an interrupted write", file=sys.stderr)
         env.barrier()
         trainer = make_trainer(cfg, env, args.progress_json)
         if not (args.resume and trainer.resume()):
             if args.resume:
                 trainer.log.message("no checkpoint yet: starting from iteration 0")
             trainer.initialise()  # --init-from / --init-from-2d, before the first iteration only
-        model = trainer.fit()
+        if env.is_main:
+            cfg.save(run_dir / "config.json")
+        started = True
+        env.barrier()
+        try:
+            model = trainer.fit()
+        except FloatingPointError as error:
+            kept = list_checkpoints(run_dir / "checkpoints")
+            last = f"{kept[-1].name} is kept" if kept else "no checkpoint was written"
+            raise TrainingError(f"{error}; stopped, {last} (resume with lower learning rates)") from None
         if model is not None and args.export_half and env.is_main:
             trainer.export(model, torch.float16)
         if model is not None and env.is_main:
             print(f"model written to {model}")
         return 0
     finally:
+        lock.release()
+        if created and not started and env.is_main and created.is_dir():
+            shutil.rmtree(created, ignore_errors=True)  # made by this failed start: nothing of a run in it
         teardown(env)

@@ -7,13 +7,16 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import ConfigError
 from ..models.hagan import HAGANConfig
 from ..models.inflate import check_strategy
 from ..models.split_shuffle import SplitShuffleConfig, check_block_type
+from ..validation import MAX_SEED
 from .augment import check_options as check_augment_options
 
 FAMILIES = ("ha-gan", "split-shuffle")
@@ -117,7 +120,37 @@ class TrainConfig:
             raise ConfigError(f"EMA decay must lie in [0, 1), got {self.ema}")
         if self.checkpoint_every < 1 or self.keep < 1:
             raise ConfigError("checkpoint interval and number kept must be at least 1")
+        self._check_numbers()
         self.network()  # validates resolution and widths
+
+    def _check_numbers(self) -> None:
+        """Types, ranges and finiteness of the optimiser and logging settings (one-line errors)."""
+        for name in ("lr_g", "lr_d", "lr_e"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number above 0, got {value}")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0.0 <= value < 1.0):
+                raise ConfigError(f"--{name} must lie in [0, 1), got {value}")
+        for name in ("lambda_class", "mode_seeking", "ema"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, 0 or more, got {value}")
+        for name in ("log_every", "preview_every", "g_iter", "checkpoint_every", "keep", "iterations", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a whole number of at least 1, got {value}")
+        for name in ("workers", "phantom_count", "num_class"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (1 if name == "phantom_count" else 0):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a whole number, got {value}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED - 1:
+            raise ConfigError(f"--seed must lie in [0, 2**63 - 2], got {self.seed}")
+        if self.window is not None:
+            low, high = self.window
+            if not (math.isfinite(low) and math.isfinite(high) and high > low):
+                raise ConfigError(f"--window needs two finite values, LOW < HIGH, got {low} {high}")
 
     def _check_family_options(self) -> None:
         """Options of the other family, or combinations that cannot work, are one-line errors."""
@@ -179,8 +212,16 @@ class TrainConfig:
             upsample=self.upsample,
         )
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=1))
+    def save(self, path: Path) -> bool:
+        """Write atomically, and only when the settings differ from the file's; True when written."""
+        text = json.dumps(asdict(self), indent=1)
+        try:
+            if path.read_text() == text:
+                return False
+        except (OSError, UnicodeDecodeError):
+            pass
+        atomic_write(path, lambda tmp: tmp.write_text(text), fsync=True)
+        return True
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
@@ -188,10 +229,20 @@ class TrainConfig:
             values = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             raise ConfigError(f"{path}: cannot read the run's settings ({error})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: cannot read the run's settings (not a JSON object)")
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
-        if values.get("window") is not None:
-            values["window"] = tuple(values["window"])
-        return cls(**{k: v for k, v in values.items() if k in known})
+        values = dict(values)
+        try:
+            if values.get("window") is not None:
+                values["window"] = tuple(float(v) for v in values["window"])
+            return cls(**{k: v for k, v in values.items() if k in known})
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"the run's settings are malformed ({error})") from None
 
 
 def train_arguments(config: TrainConfig) -> list[str]:

@@ -11,17 +11,18 @@ checkpoint or a run folder) gives G, E^H and E^G, and D where the source has one
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 from torch import nn
 
 from ..checkpoints import load_model, load_official, read_model_card
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from ..models.hagan import HAGANConfig
 from ..models.inflate import inflate, inflate_matching
 from ..models.split_shuffle import SplitShuffleConfig, SplitShuffleDiscriminator, SplitShuffleGenerator
 from .config import TrainConfig
-from .run_checkpoint import load_latest
+from .run_checkpoint import checkpoint_mismatch, list_checkpoints, read_checkpoint
 from .run_log import RunLog
 
 # network settings a 3d run takes over from its 2D source when they are not given
@@ -44,12 +45,26 @@ def source_config(path: str, resolution: int | None = None) -> HAGANConfig | Spl
     return load_official(source, resolution, parts=("G",)).card.config
 
 
-def newest_checkpoint(run_dir: Path) -> dict:
-    """A source run's newest complete checkpoint, or a one-line error."""
-    payload = load_latest(run_dir / "checkpoints")
-    if payload is None:
-        raise ConfigError(f"{run_dir}: the run has no checkpoint yet")
-    return payload
+def newest_checkpoint(run_dir: Path, networks: dict[str, nn.Module]) -> dict:
+    """A source run's newest checkpoint that fits ``networks`` (G, and the others it holds), or a one-line
+    error; damaged or foreign checkpoints before it are skipped with a warning naming them."""
+    problems = []
+    for path in reversed(list_checkpoints(run_dir / "checkpoints")):
+        try:
+            payload = read_checkpoint(path)
+            models = payload.get("models") if isinstance(payload.get("models"), dict) else {}
+            present = {name: net for name, net in networks.items() if name == "G" or name in models}
+            problem = checkpoint_mismatch(payload, present, {})
+        except Exception as error:  # a damaged file: report and try the previous one
+            problem = first_line(error, 120)
+        if not problem:
+            for text in problems:
+                print(f"skipped checkpoint {text}", file=sys.stderr)
+            return payload
+        problems.append(f"{path.name}: {problem}")
+    if problems:
+        raise ConfigError(f"{run_dir}: no usable checkpoint ({'; '.join(problems)})")
+    raise ConfigError(f"{run_dir}: the run has no checkpoint yet")
 
 
 def check_2d_source(path: str, option: str) -> SplitShuffleConfig:
@@ -79,8 +94,8 @@ def load_2d_networks(path: str, option: str) -> tuple[dict[str, nn.Module], dict
         model = load_model(source, parts=("G", "D"))
         nets = {"G": model.generator, **({"D": model.discriminator} if model.discriminator is not None else {})}
         return nets, {"from": str(source), "content_hash": model.card.content_hash}
-    payload = newest_checkpoint(source)
     generator, discriminator = SplitShuffleGenerator(config), SplitShuffleDiscriminator(config)
+    payload = newest_checkpoint(source, {"G": generator, "D": discriminator})
     generator.load_state_dict(payload.get("ema", payload["models"]["G"]))
     discriminator.load_state_dict(payload["models"]["D"])
     return {"G": generator, "D": discriminator}, {"from": str(source), "iteration": int(payload["iteration"])}
@@ -148,7 +163,7 @@ def copy_hagan_into(cfg: TrainConfig, nets: dict[str, nn.Module], log: RunLog) -
     source = Path(cfg.init_from)
     ema = None
     if source.is_dir() and (source / "config.json").exists():
-        payload = newest_checkpoint(source)
+        payload = newest_checkpoint(source, nets)
         states, ema = payload["models"], payload.get("ema")
         # the source run's own start counts too (a run fine-tuned from a model file)
         earlier = {"iterations": int(payload["iteration"]), "init": payload.get("init") or {}}

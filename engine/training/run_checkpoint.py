@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
-from ..errors import CheckpointError, first_line
+from ..errors import CheckpointError, TrainingError, first_line
 
 _NAME = re.compile(r"^checkpoint-(\d{8})\.pt$")
 
@@ -30,7 +30,12 @@ def write_checkpoint(folder: Path, iteration: int, payload: dict, keep: int) -> 
     """Write atomically, then delete all but the newest ``keep`` checkpoints."""
     folder.mkdir(parents=True, exist_ok=True)
     target = checkpoint_path(folder, iteration)
-    atomic_write(target, lambda tmp: _write_payload(payload, str(tmp)))
+    try:
+        atomic_write(target, lambda tmp: _write_payload(payload, str(tmp)))
+    except (OSError, RuntimeError) as error:  # torch reports a full disk as a RuntimeError of its writer
+        kept = list_checkpoints(folder)
+        last = f"the newest complete one, {kept[-1].name}, is kept" if kept else "no complete one is kept yet"
+        raise TrainingError(f"{target}: could not write the checkpoint ({first_line(error, 160)}); {last}") from None
     for old in list_checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
     return target
@@ -81,8 +86,39 @@ def load_at(folder: Path, iteration: int) -> dict:
         raise CheckpointError(f"{path}: {first_line(error, 120)}") from error
 
 
-def _read(path: Path) -> dict:
-    return {**torch.load(path, map_location="cpu", weights_only=True), "_path": str(path)}
+def read_checkpoint(path: Path) -> dict:
+    """One run checkpoint (tensors, numbers, text only), with its path under ``_path``."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"holds a {type(payload).__name__}, not a run checkpoint")
+    return {**payload, "_path": str(path)}
+
+
+_read = read_checkpoint
+
+_RUN_KEYS = ("iteration", "elapsed", "models", "optimizers", "scalers", "rng", "data")
+
+
+def checkpoint_mismatch(payload: dict, networks: dict[str, torch.nn.Module], optimizers) -> str:
+    """Why ``payload`` is not a checkpoint of this run's networks ("" when it is), without loading it."""
+    missing = [key for key in _RUN_KEYS if key not in payload]
+    if missing:
+        return f"not a run checkpoint (no '{missing[0]}')"
+    models = payload["models"]
+    if not isinstance(models, dict) or not isinstance(payload["optimizers"], dict):
+        return "not a run checkpoint (malformed networks)"
+    for name, net in networks.items():
+        state = models.get(name)
+        if not isinstance(state, dict):
+            return f"has no network {name}"
+        expected = net.state_dict()
+        if set(state) != set(expected):
+            return f"network {name} has other layers (another architecture)"
+        for key, value in expected.items():
+            if not isinstance(state[key], torch.Tensor) or state[key].shape != value.shape:
+                return f"network {name} has other layer sizes ('{key}'; another architecture)"
+    absent = [name for name in optimizers if name not in payload["optimizers"]]
+    return f"has no optimiser state for {absent[0]}" if absent else ""
 
 
 # -- random number generators ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,13 +23,22 @@ from .. import __version__
 from ..card import ModelCard
 from ..checkpoints import save_model
 from ..device import cpu_has_bf16, describe_hardware
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError, first_line
 from ..precision import cuda_math_description
 from ..volume import IntensityMapping
 from .config import TrainConfig
 from .data import build_dataset, data_stream
 from .distributed import Distributed
-from .run_checkpoint import capture_rng, kept_iterations, load_at, load_latest, restore_rng, write_checkpoint
+from .run_checkpoint import (
+    capture_rng,
+    checkpoint_mismatch,
+    kept_iterations,
+    list_checkpoints,
+    load_at,
+    read_checkpoint,
+    restore_rng,
+    write_checkpoint,
+)
 from .run_log import RunLog
 
 
@@ -89,6 +99,7 @@ class Trainer:
         self.init_summary: dict = {}  # where the weights came from (--init-from), for the model card
         self.skipped_updates: dict[str, int] = {}  # non-finite updates skipped, by network
         self.skipped_in_a_row: dict[str, int] = {}
+        self.skipped_checkpoints: list[str] = []  # unusable checkpoints passed over by resume, with the cause
         self.averaged: list[int] = []  # iterations whose G was averaged into the export (export --average)
         self.log = RunLog(self.run_dir, cfg.iterations, 0, progress_json, active=env.is_main and not quiet)
         for path, cause in getattr(self.dataset, "skipped", []):
@@ -252,6 +263,7 @@ class Trainer:
             "data": self.data.state_dict(),
             "engine_version": __version__,
             "skipped_updates": dict(self.skipped_updates),
+            "config": asdict(self.cfg),  # a damaged config.json is recovered from here
         }
         if self.init_summary:
             state["init"] = self.init_summary
@@ -266,17 +278,45 @@ class Trainer:
         self.env.barrier()
 
     def resume(self, iteration: int | None = None) -> bool:
-        """Continue from the newest complete checkpoint (or the one of ``iteration``); False when there is none yet."""
+        """Continue from the newest usable checkpoint (or the one of ``iteration``); False when there is none yet.
+
+        Damaged checkpoints, and loadable ones of another kind or architecture, are skipped with a
+        warning naming them (``self.skipped_checkpoints``); the one before is used.
+        """
         folder = self.run_dir / "checkpoints"
-        payload = load_latest(folder) if iteration is None else load_at(folder, iteration)
-        if payload is None:
-            return False
-        for problem in payload["_skipped"]:
-            self.log.message(f"skipped damaged checkpoint {problem}")
+        if iteration is not None:
+            payload = load_at(folder, iteration)
+            problem = checkpoint_mismatch(payload, self.networks(), self.optimizers)
+            if problem:
+                raise CheckpointError(f"{payload['_path']}: {problem}")
+            self._apply(payload)
+            return True
+        problems = []
+        for path in reversed(list_checkpoints(folder)):
+            try:
+                payload = read_checkpoint(path)
+                problem = checkpoint_mismatch(payload, self.networks(), self.optimizers)
+            except Exception as error:  # a damaged file: report and try the previous one
+                problem = first_line(error, 120)
+            if problem:
+                problems.append(f"{path.name}: {problem}")
+                continue
+            self.skipped_checkpoints = problems
+            for text in problems:
+                self.log.message(f"skipped checkpoint {text}")
+            self._apply(payload)
+            return True
+        if problems:
+            raise CheckpointError(f"{folder}: no usable checkpoint ({'; '.join(problems)})")
+        return False
+
+    def _apply(self, payload: dict) -> None:
         for name, net in self.networks().items():
             net.load_state_dict(payload["models"][name])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(payload["optimizers"][name])
+            for group in optimizer.param_groups:  # a resumed run may be given new learning rates
+                group["lr"] = self.learning_rate(name)
         for name, scaler in self.scalers.items():
             scaler.load_state_dict(payload["scalers"][name])
         if self.ema is not None and "ema" in payload:
@@ -289,22 +329,29 @@ class Trainer:
         self.skipped_updates = dict(payload.get("skipped_updates", {}))
         self.load_extra_state(payload)
         self.log.message(f"resumed from {Path(payload['_path']).name} (iteration {self.iteration})")
-        return True
+
+    def learning_rate(self, optimizer: str) -> float:
+        """The configured learning rate of an optimiser by its network name."""
+        return {"G": self.cfg.lr_g, "D": self.cfg.lr_d}.get(optimizer, self.cfg.lr_e)
 
     def average_generator(self, count: int) -> None:
         """Set the exported G to its mean over the newest ``count`` kept checkpoints up to this
         iteration (checkpoint averaging): a GAN's weights swing from one checkpoint to the next,
         and their mean is steadier than any one of them. The encoders stay this iteration's."""
         folder = self.run_dir / "checkpoints"
-        chosen = [i for i in kept_iterations(folder) if i <= self.iteration][-count:]
-        if count < 1 or len(chosen) < count:
+        available = [i for i in kept_iterations(folder) if i <= self.iteration]
+        if not 1 <= count <= len(available):
             raise ConfigError(
-                f"--average {count}: needs at least 1 and at most the {len(chosen)} checkpoints kept"
+                f"--average {count}: needs at least 1 and at most the {len(available)} checkpoints kept"
                 f" up to iteration {self.iteration}"
             )
+        chosen = available[-count:]
         total: dict[str, torch.Tensor] = {}
         for iteration in chosen:
             payload = load_at(folder, iteration)
+            problem = checkpoint_mismatch(payload, self.networks(), self.optimizers)
+            if problem:
+                raise CheckpointError(f"{payload['_path']}: {problem}")
             state = payload.get("ema") if self.ema is not None else None
             state = state or payload["models"]["G"]  # runs without EMA (or from before it) keep G itself
             for name, tensor in state.items():
