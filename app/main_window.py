@@ -149,17 +149,19 @@ class MainWindow(QMainWindow):
         self.file_menu.addSeparator()
         self.file_menu.addAction(quit_action)
 
-        reset = QAction("&Reset view", self, shortcut=QKeySequence("R"))
-        reset.triggered.connect(self.hierarchy.reset_cameras)
+        reset = QAction("&Reset view (under the mouse)", self, shortcut=QKeySequence("R"))
+        reset.triggered.connect(self.hierarchy.reset_view)
+        reset_all = QAction("Reset &all views", self, shortcut=QKeySequence("Shift+R"))
+        reset_all.triggered.connect(self.hierarchy.reset_cameras)
         up = QAction("Slice &up", self, shortcut=QKeySequence("Up"))
         up.triggered.connect(lambda: self.hierarchy.step_slice(+1))
         down = QAction("Slice &down", self, shortcut=QKeySequence("Down"))
         down.triggered.connect(lambda: self.hierarchy.step_slice(-1))
-        for action in (reset, up, down):
+        for action in (reset, reset_all, up, down):
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         stacked = QAction("Stack the three panes &vertically", self, checkable=True)
         stacked.toggled.connect(lambda on: self.state.set_layout("stacked" if on else "side by side"))
-        self.view_menu.addActions([reset, up, down, stacked])
+        self.view_menu.addActions([reset, reset_all, up, down, stacked])
         self.view_menu.addSeparator()
 
         keys = QAction("&Keyboard and mouse", self)

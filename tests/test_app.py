@@ -97,7 +97,7 @@ def test_click_in_a_slice_moves_the_crosshair_everywhere(main_window, qtbot, tin
     assert after[0] > 0 and after[1] > 0  # screen left is patient right (+x), screen top is anterior (+y)
     for other in main_window.hierarchy.panes.values():
         assert np.allclose(other.crosshair, after)
-        assert f"({after[0]:.1f}, {after[1]:.1f}" in other.readout.text()
+    assert f"Crosshair  full: ({after[0]:.1f}, {after[1]:.1f}" in main_window.hierarchy.probe_line.text()
 
 
 def test_window_beyond_training_range_warns(main_window, qtbot, tiny_model_file):
@@ -105,11 +105,11 @@ def test_window_beyond_training_range_warns(main_window, qtbot, tiny_model_file)
 
     open_and_wait(main_window, qtbot, tiny_model_file)
     warning = main_window.hierarchy.warning
-    assert not warning.isVisible()  # the default lung window stays inside [-1024, 600] above air
+    assert warning.text() == ""  # the default lung window stays inside [-1024, 600] above air
     main_window.state.set_window(WindowLevel(1800, 400))  # the bone window reaches 1300 HU
     assert warning.isVisible() and "600" in warning.text()
     pane = main_window.hierarchy.full
-    assert pane.window == WindowLevel(1800, 400) and "W1800 L400" in pane.readout.text()
+    assert pane.window == WindowLevel(1800, 400) and "W1800 L400 HU" in main_window.hierarchy.probe_line.text()
 
 
 def test_window_drag_changes_the_window(main_window, qtbot, tiny_model_file):
