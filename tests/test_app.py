@@ -163,6 +163,28 @@ def test_cancel_stops_a_running_job(main_window, qtbot):
     assert not main_window.cancel_button.isVisible()
 
 
+def test_a_superseded_job_is_not_reported_as_cancelled(main_window, qtbot):
+    import threading
+
+    outcomes: list[str] = []
+    main_window.jobs.job_finished.connect(lambda _ticket, outcome: outcomes.append(outcome))
+    release = threading.Event()
+
+    def first(progress):
+        progress(0, 1, "first")
+        release.wait(5)
+        progress(1, 1, "first")  # stops here: a newer job of the kind came (as every frame of a Play)
+        return 1
+
+    main_window.jobs.submit("test", "First", first)
+    qtbot.waitUntil(lambda: main_window.cancel_button.isVisible(), timeout=5000)
+    main_window.jobs.submit("test", "Second", lambda progress: 2)
+    release.set()
+    qtbot.waitUntil(lambda: len(outcomes) == 2, timeout=5000)
+    assert outcomes == ["superseded", "done"]
+    assert "cancelled" not in main_window.statusBar().currentMessage()
+
+
 def test_default_window_presets():
     from app.render.window_level import WindowLevel, beyond_training_range, default_window
 
