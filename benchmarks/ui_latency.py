@@ -131,7 +131,8 @@ def main() -> int:
 
         def quiet() -> bool:
             idle = (time.perf_counter() - max(renders.last, started)) * 1000 > QUIET_MS
-            return idle and not window.jobs.busy() and not hierarchy._queued and not render_queue()._waiting
+            busy = window.jobs.busy() or hierarchy._queued or render_queue()._waiting
+            return idle and not busy and not any(pane.pending_3d for pane in views.values())
 
         def poll() -> None:
             if time.perf_counter() - started > timeout_s:
@@ -219,7 +220,10 @@ def main() -> int:
         previous = worst.get(name)
         if previous is None or stall > previous[0]:
             worst[name] = (stall, total, counts)
-    print(f"\nWindow {width}x{height}, {os.cpu_count()} cores; renders per view: " + ", ".join(views))
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(
+        f"\nWindow {width}x{height}, {os.cpu_count()} cores, load average {load}; renders per view: " + ", ".join(views)
+    )
     print("| Action | Longest UI stall (ms) | Until drawn (s) | Renders per view | Max renders of a view |")
     print("|---|---:|---:|---|---:|")
     for name, (stall, total, counts) in worst.items():

@@ -127,6 +127,7 @@ def test_3d_modes_render(main_window, qtbot, tiny_model_file, mode):
     pane = main_window.hierarchy.full
     before = frame(pane)
     main_window.state.set_render_mode(mode)
+    qtbot.waitUntil(lambda: not pane.pending_3d, timeout=WAIT_MS)  # isosurfaces come from a worker thread
     after = frame(pane)
     assert after.std() > 1 and differ(before, after) > 0.01
 

@@ -14,6 +14,8 @@ or the user resets them.
 
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +32,8 @@ from ..render.scene3d import (
     INTERACTIVE_UPDATE_RATE,
     STILL_UPDATE_RATE,
     add_3d,
+    add_surface,
+    isosurface,
     isosurface_value,
     rendering_grid,
     volume_presets,
@@ -55,6 +59,8 @@ CROSSHAIR_COLOR, BOX_COLORS = "#40c8ff", {"slab": "#ffb020", "boundaries": "#ff4
 LETTER_COLOR, VIEW_NAME_COLOR = "#f0c040", "#aaaaaa"
 ARRANGEMENTS = ((2, 2), (1, 4), (4, 1))  # rows x columns of the four views
 DRAG_THRESHOLD = 3  # pixels before a press becomes a window/level drag
+# isosurfaces are extracted here, off the UI thread (one at a time; a newer request makes older ones moot)
+MESHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isosurface")
 CONTEXT_VIEWS, CONTEXT_OPACITY = ("coronal", "sagittal"), 0.35  # a thin slab is shown over its surroundings
 
 
@@ -105,6 +111,7 @@ class VolumePane(QWidget):
     window_dragged = Signal(float, float)  # dx, dy in pixels since the last report
     slice_stepped = Signal(int, int)  # slice axis (0 i, 1 j, 2 k), +1 / -1
     camera_moved = Signal()  # the user zoomed, panned or rotated: panes that share cameras render
+    _surface_made = Signal(object, object)  # request token, Future of the surface (from the meshing thread)
 
     def __init__(self, title: str, parent: QWidget | None = None):
         super().__init__(parent)
@@ -121,7 +128,7 @@ class VolumePane(QWidget):
         self.plotter.setMouseTracking(True)  # the probe follows the mouse without a button pressed
         # any render (a paint Qt asked for itself, e.g. on a resize) shows the latest scene: a redraw
         # still waiting in the render queue would only draw the same frame again
-        self._render_observer = self.plotter.ren_win.AddObserver("StartEvent", lambda *_: render_queue().forget(self))
+        self._render_observer = self.plotter.ren_win.AddObserver("StartEvent", lambda *_: self._on_render_started())
         self.message = QLabel("")
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message.setWordWrap(True)
@@ -173,6 +180,10 @@ class VolumePane(QWidget):
         self._context_volume: Volume | None = None
         self._context: Grid | None = None  # the volume around this one (the slab's full volume), dimmed
         self._context_slices: dict[str, tuple] = {}  # view -> (slice grid, actor)
+        self._3d_dirty = False  # the 3D view waits for the pane's turn in the render queue
+        self._paint_wanted = False  # something besides the 3D view changed since the last render
+        self._surface_request: object | None = None  # the isosurface being extracted, if any
+        self._surface_made.connect(self._on_surface)
         self._actors_3d: list = []
         self._look_3d: tuple | None = None  # what the 3D actors show, besides the voxels
         self._press: tuple[str, int, int] | None = None
@@ -217,7 +228,7 @@ class VolumePane(QWidget):
             if self._context_slices:
                 self._place_context()
             self._show_provenance()
-            self._rebuild_3d()
+            self._3d_dirty = True
         else:
             self._build_scene()
         fit = self.fit_bounds()
@@ -239,7 +250,7 @@ class VolumePane(QWidget):
         for _grid, actor in (*self._slices.values(), *self._context_slices.values()):
             actor.mapper.scalar_range = (window.low, window.high)
         if self.render_mode == "mip" and self.grid is not None:
-            self._rebuild_3d()
+            self._3d_dirty = True
         self._update_readout()
         self.render()
 
@@ -362,14 +373,12 @@ class VolumePane(QWidget):
         if iso_value is not None:
             self.iso_value = iso_value
         if self.grid is not None:
-            self._rebuild_3d()
-            self.render()
+            self._update_3d_only()
 
     def set_3d_visible(self, visible: bool) -> None:
         self.show_3d = visible
         if self.grid is not None:
-            self._rebuild_3d()
-            self.render()
+            self._update_3d_only()
 
     # -- scene -------------------------------------------------------------------------------------
 
@@ -466,6 +475,8 @@ class VolumePane(QWidget):
             renderer.remove_actor(actor, reset_camera=False, render=False)
 
     def _rebuild_3d(self) -> None:
+        """Bring the 3D view up to date (in the pane's turn: see ``paint_now``)."""
+        self._3d_dirty = False
         if self._closed:
             return
         p = self.plotter
@@ -486,11 +497,45 @@ class VolumePane(QWidget):
                 target.point_data["intensity"][:] = image.point_data["intensity"]
                 target.Modified()
                 return
+        self._surface_request = None  # a surface still on its way is no longer wanted
+        if image is not None and self.render_mode == "isosurface":
+            # the old 3D view stays until the surface is ready, then the pane renders once more
+            request = self._surface_request = (object(), look)
+            future = MESHING.submit(isosurface, image, iso)
+            future.add_done_callback(lambda done: self._deliver_surface(request, done))
+            return
         for actor in self._actors_3d:
             renderer.remove_actor(actor, reset_camera=False, render=False)
         self._actors_3d, self._look_3d = [], look
         if image is not None:
             self._actors_3d = add_3d(p, image, self.render_mode, self.window, preset, iso)
+
+    def _deliver_surface(self, request, future: Future) -> None:
+        """On the meshing thread: hand the surface to the UI thread (queued signal)."""
+        with contextlib.suppress(RuntimeError):  # the pane is gone
+            self._surface_made.emit(request, future)
+
+    def _on_surface(self, request, future: Future) -> None:
+        if request is not self._surface_request or self._closed:
+            return  # superseded by a newer volume or mode
+        self._surface_request = None
+        try:
+            surface = future.result()
+        except Exception:  # noqa: BLE001 - a failed extraction leaves the 3D view empty, never the app down
+            surface = None
+        p = self.plotter
+        row, column, _ = VIEWS["3d"]
+        p.subplot(row, column)
+        for actor in self._actors_3d:
+            p.renderer.remove_actor(actor, reset_camera=False, render=False)
+        self._look_3d = request[1]
+        self._actors_3d = add_surface(p, surface) if surface is not None else []
+        self.render()
+
+    @property
+    def pending_3d(self) -> bool:
+        """True while the 3D view waits for its turn or for its isosurface (tests wait for it)."""
+        return self._3d_dirty or self._surface_request is not None
 
     # -- cameras -----------------------------------------------------------------------------------
 
@@ -553,18 +598,38 @@ class VolumePane(QWidget):
         Whoever needs the pixels at once (a test's screenshot) calls ``render_now()``.
         """
         if self.showing_volume and not self._closed:
+            self._paint_wanted = True
+            render_queue().request(self)
+
+    def _on_render_started(self) -> None:
+        if not self._3d_dirty:  # (a 3D update still waiting keeps its turn)
+            render_queue().forget(self)
+            self._paint_wanted = False
+
+    def _update_3d_only(self) -> None:
+        """The 3D view changes and nothing else: in the pane's turn, rebuild it; paint then, unless
+        its new content is still on its way (an isosurface), which paints when it comes."""
+        self._3d_dirty = True
+        if self.showing_volume and not self._closed:
             render_queue().request(self)
 
     def paint_now(self) -> bool:
         """Schedule the widget's paint (the render queue calls this); False if there is nothing to draw."""
         if self._closed or not shiboken6.isValid(self) or not self.showing_volume:
             return False
+        if self._3d_dirty:
+            self._rebuild_3d()
+        if not self._paint_wanted and self._surface_request is not None:
+            return False
+        self._paint_wanted = False
         self.plotter.update()
         return True
 
     def render_now(self) -> None:
         """Render at once (screenshots, tests): the frame is in the render window when this returns."""
         if not self._closed:
+            if self._3d_dirty:
+                self._rebuild_3d()
             self.plotter.ren_win.Render()
 
     def probe(self, position_mm, view: str = "") -> Probe | None:
@@ -761,6 +826,7 @@ class VolumePane(QWidget):
         if self._closed:
             return
         self._closed = True
+        self._surface_request = None
         render_queue().forget(self)
         for bar in self._scale_bars:
             bar.remove()
