@@ -142,7 +142,7 @@ def color_bar(lookup_table, title: str) -> vtkScalarBarActor:
     bar.SetLookupTable(lookup_table)
     bar.SetTitle(title)
     bar.SetNumberOfLabels(5)
-    bar.SetLabelFormat("%-#6.3g")
+    bar.SetLabelFormat("%.3g")
     bar.SetOrientationToVertical()
     bar.SetBarRatio(0.25)
     bar.UnconstrainedFontSizeOn()
@@ -154,7 +154,7 @@ def color_bar(lookup_table, title: str) -> vtkScalarBarActor:
         prop.SetShadow(False)
     coordinate = bar.GetPositionCoordinate()
     coordinate.SetCoordinateSystemToNormalizedViewport()
-    coordinate.SetValue(0.3, 0.08)
-    bar.SetWidth(0.4)
-    bar.SetHeight(0.84)
+    coordinate.SetValue(0.25, 0.06)  # below the view's label in the upper right corner
+    bar.SetWidth(0.5)
+    bar.SetHeight(0.74)
     return bar

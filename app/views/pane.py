@@ -421,6 +421,8 @@ class VolumePane(QWidget):
             label = text_label("", "upper_right", "#ffffff", 11, lines_down=1 if axis is not None else 0)
             renderer.AddViewProp(label)
             self._labels.append(label)
+            if axis is None and self.show_color_bar:
+                continue  # the 3D quadrant holds the colour bar alone
             crosshair = cross.copy()
             p.add_mesh(crosshair, color=CROSSHAIR_COLOR, line_width=1, reset_camera=False, render=False)
             self._crosshairs.append(crosshair)
@@ -446,9 +448,13 @@ class VolumePane(QWidget):
             label.SetInput(text)
             label.GetTextProperty().SetColor(*color)
 
+    def _line_views(self) -> list[str]:
+        """Views that draw lines (crosshair, boxes, planes): all but a 3D quadrant given to a colour bar."""
+        return [view for view in VIEWS if not (view == "3d" and self.show_color_bar)]
+
     def _add_box(self, name: str) -> None:
         meshes, actors = [], []
-        for view in VIEWS:
+        for view in self._line_views():
             box = box_lines(self.boxes[name])
             actor = self._add_mesh(view, box, color=BOX_COLORS.get(name, "white"), line_width=2)
             meshes.append(box)
@@ -459,7 +465,7 @@ class VolumePane(QWidget):
         axis, positions = self.planes[name]
         planes = plane_lines(self.grid.bounds, self.grid.spacing, axis, positions)
         color, actors = BOX_COLORS.get(name, "white"), []
-        for view in VIEWS:
+        for view in self._line_views():
             actor = self._add_mesh(view, planes.copy(), color=color, line_width=1)
             actors.append((self._renderer(view), actor))
         self._plane_actors[name] = actors
