@@ -108,7 +108,11 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.main_window import MainWindow
-    from app.views.render_queue import render_queue
+
+    try:
+        from app.views.render_queue import render_queue
+    except ImportError:  # a version without the render queue (to measure before/after)
+        render_queue = None
     from app.volume_files import open_volume
     from engine.demo import demo_models
     from engine.nifti import save_nifti
@@ -131,8 +135,8 @@ def main() -> int:
 
         def quiet() -> bool:
             idle = (time.perf_counter() - max(renders.last, started)) * 1000 > QUIET_MS
-            busy = window.jobs.busy() or hierarchy._queued or render_queue()._waiting
-            return idle and not busy and not any(pane.pending_3d for pane in views.values())
+            busy = window.jobs.busy() or hierarchy._queued or (render_queue and render_queue()._waiting)
+            return idle and not busy and not any(getattr(pane, "pending_3d", False) for pane in views.values())
 
         def poll() -> None:
             if time.perf_counter() - started > timeout_s:
