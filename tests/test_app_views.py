@@ -145,9 +145,20 @@ def test_overlays_do_not_overlap_in_a_narrow_pane(qtbot):
         pane.close_view()
 
 
-def test_each_change_renders_each_pane_once(main_window, qtbot, tiny_model_file):
+def test_each_change_renders_each_pane_once(main_window, qtbot, tiny_model_file, monkeypatch):
+    import threading
+
+    import app.views.pane as pane_module
     from app.render.window_level import WindowLevel
 
+    meshed_on: list[str] = []
+    extract = pane_module.isosurface
+
+    def recording_isosurface(*args):
+        meshed_on.append(threading.current_thread().name)
+        return extract(*args)
+
+    monkeypatch.setattr(pane_module, "isosurface", recording_isosurface)
     open_and_wait(main_window, qtbot, tiny_model_file)
     hierarchy, state = main_window.hierarchy, main_window.state
     qtbot.wait(300)
@@ -161,9 +172,11 @@ def test_each_change_renders_each_pane_once(main_window, qtbot, tiny_model_file)
         lambda: state.set_crosshair(state.crosshair + 3.0),
         lambda: state.set_render_mode("mip"),
         lambda: wait_for_parts(main_window, qtbot, lambda: hierarchy.slab_slider.setValue(2), parts=("slab",)),
+        lambda: state.set_render_mode("isosurface"),  # the surface comes from a worker; then one render
     ):
         counts.update(dict.fromkeys(counts, 0))
         change()
         qtbot.waitUntil(lambda: all(counts.values()), timeout=10_000)
         qtbot.wait(300)  # a second render would come within this
         assert counts == dict.fromkeys(hierarchy.panes, 1)
+    assert len(meshed_on) == 3 and threading.main_thread().name not in meshed_on  # not on the UI thread

@@ -14,13 +14,13 @@ or the user resets them.
 
 from __future__ import annotations
 
-import contextlib
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import shiboken6
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 from pyvistaqt import QtInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
@@ -62,6 +62,33 @@ DRAG_THRESHOLD = 3  # pixels before a press becomes a window/level drag
 # isosurfaces are extracted here, off the UI thread (one at a time; a newer request makes older ones moot)
 MESHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isosurface")
 CONTEXT_VIEWS, CONTEXT_OPACITY = ("coronal", "sagittal"), 0.35  # a thin slab is shown over its surroundings
+
+
+class _SurfaceRelay(QObject):
+    """Brings finished isosurfaces from the meshing thread to the UI thread (a queued signal). It
+    lives as long as the app, so a worker never signals through a pane that is being deleted."""
+
+    made = Signal(object, object, object)  # weak reference to the pane, request, Future of the surface
+
+    def __init__(self):
+        super().__init__()
+        self.made.connect(self._deliver)
+
+    @staticmethod
+    def _deliver(pane_ref, request, future: Future) -> None:
+        pane = pane_ref()
+        if pane is not None and shiboken6.isValid(pane) and not pane._closed:
+            pane._on_surface(request, future)
+
+
+_relay: _SurfaceRelay | None = None
+
+
+def surface_relay() -> _SurfaceRelay:
+    global _relay
+    if _relay is None:
+        _relay = _SurfaceRelay()
+    return _relay
 
 
 def view_index(name: str) -> int:
@@ -111,7 +138,6 @@ class VolumePane(QWidget):
     window_dragged = Signal(float, float)  # dx, dy in pixels since the last report
     slice_stepped = Signal(int, int)  # slice axis (0 i, 1 j, 2 k), +1 / -1
     camera_moved = Signal()  # the user zoomed, panned or rotated: panes that share cameras render
-    _surface_made = Signal(object, object)  # request token, Future of the surface (from the meshing thread)
 
     def __init__(self, title: str, parent: QWidget | None = None):
         super().__init__(parent)
@@ -183,7 +209,7 @@ class VolumePane(QWidget):
         self._3d_dirty = False  # the 3D view waits for the pane's turn in the render queue
         self._paint_wanted = False  # something besides the 3D view changed since the last render
         self._surface_request: object | None = None  # the isosurface being extracted, if any
-        self._surface_made.connect(self._on_surface)
+        surface_relay()  # made here, on the UI thread, before any worker needs it
         self._actors_3d: list = []
         self._look_3d: tuple | None = None  # what the 3D actors show, besides the voxels
         self._press: tuple[str, int, int] | None = None
@@ -508,18 +534,14 @@ class VolumePane(QWidget):
             # the old 3D view stays until the surface is ready, then the pane renders once more
             request = self._surface_request = (object(), look)
             future = MESHING.submit(isosurface, image, iso)
-            future.add_done_callback(lambda done: self._deliver_surface(request, done))
+            pane = weakref.ref(self)
+            future.add_done_callback(lambda done: surface_relay().made.emit(pane, request, done))
             return
         for actor in self._actors_3d:
             renderer.remove_actor(actor, reset_camera=False, render=False)
         self._actors_3d, self._look_3d = [], look
         if image is not None:
             self._actors_3d = add_3d(p, image, self.render_mode, self.window, preset, iso)
-
-    def _deliver_surface(self, request, future: Future) -> None:
-        """On the meshing thread: hand the surface to the UI thread (queued signal)."""
-        with contextlib.suppress(RuntimeError):  # the pane is gone
-            self._surface_made.emit(request, future)
 
     def _on_surface(self, request, future: Future) -> None:
         if request is not self._surface_request or self._closed:
