@@ -17,7 +17,6 @@ from ..render.window_level import beyond_training_range, default_window
 from ..state import PREVIEW, AppState, LoadedModel
 from .pane import Probe, VolumePane
 
-NAMES = {"anchor": "anchor", "slab": "slab", "full": "full"}  # in the probe line
 TITLES = {
     "anchor": "Low-resolution anchor (G^L)",
     "slab": "High-resolution sub-volume (G^H on one slab)",
@@ -45,7 +44,7 @@ class HierarchyView(QWidget):
         self._draw_scheduled = False
         self.anchor, self.slab, self.full = (self.panes[p] for p in ("anchor", "slab", "full"))
         for part, pane in self.panes.items():
-            pane.name = NAMES[part]
+            pane.name = part  # what the probe line calls it
         for pane in (self.anchor, self.slab):
             pane.share_cameras(self.full)
 
