@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import shiboken6
 from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 from pyvistaqt import QtInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
@@ -62,6 +63,20 @@ DRAG_THRESHOLD = 3  # pixels before a press becomes a window/level drag
 # isosurfaces are extracted here, off the UI thread (one at a time; a newer request makes older ones moot)
 MESHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isosurface")
 CONTEXT_VIEWS, CONTEXT_OPACITY = ("coronal", "sagittal"), 0.35  # a thin slab is shown over its surroundings
+
+
+class ElidedLabel(QLabel):
+    """One line that ends in "…" when the pane is narrower than its text (full text in the tooltip)."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self.setToolTip(text)
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        painter.drawText(rect, int(self.alignment() | Qt.AlignmentFlag.AlignVCenter), text)
 
 
 class _SurfaceRelay(QObject):
@@ -142,10 +157,10 @@ class VolumePane(QWidget):
     def __init__(self, title: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.title = title
-        self.header = QLabel(title)
+        self.header = ElidedLabel(title)
         self.header.setTextFormat(Qt.TextFormat.PlainText)
         self.header.setStyleSheet("font-weight: bold; padding: 2px;")
-        self.readout = QLabel("")
+        self.readout = ElidedLabel("")
         self.readout.setStyleSheet("color: #555; padding: 0 2px 2px 2px;")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.plotter = QtInteractor(self, shape=(2, 2), auto_update=False, border=True, border_color="#444444")
