@@ -878,6 +878,13 @@ class VolumePane(QWidget):
         window.RemoveObserver(self._render_observer)
         window.Finalize()  # releases every attached actor's GL objects in this widget's context
         self.plotter.close()
+        # pyvistaqt keeps Python wrappers of the widget's GL context and its surface until Qt says
+        # the context dies, which it may never say when the whole window is deleted at once. A
+        # stale wrapper can then be handed out for a new surface at the same address (a later
+        # window's initializeGL crashed in QOpenGLContext.surface()): drop them now.
+        forget = getattr(self.plotter, "_forget_context", None)
+        if forget is not None:
+            forget()
         self._slices, self._crosshairs, self._box_meshes, self._box_actors, self._plane_actors = {}, [], {}, {}, {}
         self._labels, self._scale_bars, self._color_bar, self._actors_3d = [], [], None, []
         self._context_slices, self._context, self._context_volume = {}, None, None
