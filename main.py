@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from app.main_window import MainWindow
-    from app.workers import one_line
+    from engine.api import user_message
     from engine.demo import demo_models
 
     # no model named: the bundled chest CT demo (when the checkout has it)
@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         """Last resort for an exception escaping a Qt slot: report it, never crash."""
         traceback.print_exception(kind, error, trace, file=sys.stderr)
         if window.interactive:
-            QMessageBox.critical(window, "Unexpected error", one_line(error))
+            QMessageBox.critical(window, "Unexpected error", user_message(error))
         else:
-            fail(one_line(error))
+            fail(user_message(error))
 
     sys.excepthook = unexpected
     if args.screenshot:

@@ -191,8 +191,8 @@ class MainWindow(QMainWindow):
         self.file_menu.addSeparator()
         self.file_menu.addAction(quit_action)
 
-        reset = QAction("&Reset view", self, shortcut=QKeySequence("R"))
-        reset.triggered.connect(self.hierarchy.reset_cameras)
+        reset = QAction("&Reset view (under the mouse)", self, shortcut=QKeySequence("R"))
+        reset.triggered.connect(self.hierarchy.reset_view)
         reset_all = QAction("Reset &all views", self, shortcut=QKeySequence("Shift+R"))
         reset_all.triggered.connect(self.hierarchy.reset_cameras)
         up = QAction("Slice &up", self, shortcut=QKeySequence("Up"))

@@ -88,7 +88,7 @@ class JobRunner(QObject):
 
     job_started = Signal(int, str)  # ticket, label
     job_progress = Signal(int, int, int, str)  # ticket, done, total, text
-    job_finished = Signal(int, str)  # ticket, "done" | "failed" | "cancelled"
+    job_finished = Signal(int, str)  # ticket, "done" | "failed" | "cancelled" | "superseded" (by a newer job)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -118,10 +118,7 @@ class JobRunner(QObject):
     ) -> int:
         """Queue ``work``; ``on_done(result)`` / ``on_error(message)`` run on the UI thread."""
         ticket = next(self._tickets)
-        previous = self._latest.get(kind)
-        if previous in self._jobs:
-            self._jobs[previous].cancel.set()
-        self._latest[kind] = ticket
+        self._latest[kind] = ticket  # older jobs of the kind are stale now (superseded, not cancelled)
         job = _Job(kind, ticket, label, work, on_done, on_error, threading.Event())
         self._jobs[ticket] = job
         self._pools[pool].start(_Runnable(self, job))
@@ -174,7 +171,10 @@ class JobRunner(QObject):
 
     @Slot(int)
     def _on_cancelled(self, ticket: int) -> None:
-        self._finish(ticket, "cancelled")
+        # a job stopped because a newer one of its kind came (e.g. every frame of a Play) was not
+        # cancelled by anyone: the status bar must not say so
+        job = self._jobs.get(ticket)
+        self._finish(ticket, "cancelled" if job is None or job.cancel.is_set() else "superseded")
 
     @Slot(int, int, int, str)
     def _on_progress(self, ticket: int, done: int, total: int, text: str) -> None:

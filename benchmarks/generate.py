@@ -89,7 +89,7 @@ def run_cli(case: Case, row: Row, out: Path) -> tuple[float, float, np.ndarray]:
     """(wall seconds, peak RSS in GiB, volume) of one whole `sample` process."""
     command = [sys.executable, "-m", "engine", "sample", "--checkpoint", str(case.checkpoint), "--seed", "1"]
     command += ["--resolution", str(case.resolution)] if case.resolution else []
-    command += ["--part", case.part, "--device", "cpu", "--precision", row.precision, "--out", str(out)]
+    command += ["--part", case.part, "--device", "cpu", "--precision", row.precision, "--out", str(out), "--force"]
     command += ["--reference"] if row.reference else []
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -111,7 +111,7 @@ finetune() {  # kind short lr_d seed
     local kept average model="$runs/demo-$kind.safetensors"
     kept=$(ls "$runs/ft-$short/checkpoints" 2>/dev/null | grep -c '^checkpoint-' || true)
     average=$(( kept < 3 ? (kept > 0 ? kept : 1) : 3 ))
-    "$python" -m engine export --run "$runs/ft-$short" --out "$model" --half --average "$average"
+    "$python" -m engine export --run "$runs/ft-$short" --out "$model" --half --average "$average" --force
     split -b 15M -d "$model" "$out/$(basename "$model").part-"
     echo "$kind: exported and split at $(( $(date +%s) - start )) s"
 }

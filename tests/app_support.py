@@ -29,7 +29,7 @@ def make_tiny_model(path: Path, modality: str = "ct", seed: int = 0) -> Path:
 
 def frame(pane) -> np.ndarray:
     """What a pane's VTK widget shows now, as an RGB array (rendered now: panes redraw in their next paint)."""
-    pane.plotter.render()
+    pane.render_now()
     return pane.plotter.screenshot(None, return_img=True).copy()
 
 

@@ -97,7 +97,7 @@ def test_click_in_a_slice_moves_the_crosshair_everywhere(main_window, qtbot, tin
     assert after[0] > 0 and after[1] > 0  # screen left is patient right (+x), screen top is anterior (+y)
     for other in main_window.hierarchy.panes.values():
         assert np.allclose(other.crosshair, after)
-        assert f"({after[0]:.1f}, {after[1]:.1f}" in other.readout.text()
+    assert f"Crosshair  full: ({after[0]:.1f}, {after[1]:.1f}" in main_window.hierarchy.probe_line.text()
 
 
 def test_window_beyond_training_range_warns(main_window, qtbot, tiny_model_file):
@@ -105,11 +105,11 @@ def test_window_beyond_training_range_warns(main_window, qtbot, tiny_model_file)
 
     open_and_wait(main_window, qtbot, tiny_model_file)
     warning = main_window.hierarchy.warning
-    assert not warning.isVisible()  # the default lung window stays inside [-1024, 600] above air
+    assert warning.text() == ""  # the default lung window stays inside [-1024, 600] above air
     main_window.state.set_window(WindowLevel(1800, 400))  # the bone window reaches 1300 HU
     assert warning.isVisible() and "600" in warning.text()
     pane = main_window.hierarchy.full
-    assert pane.window == WindowLevel(1800, 400) and "W1800 L400" in pane.readout.text()
+    assert pane.window == WindowLevel(1800, 400) and "W1800 L400 HU" in main_window.hierarchy.probe_line.text()
 
 
 def test_window_drag_changes_the_window(main_window, qtbot, tiny_model_file):
@@ -127,6 +127,7 @@ def test_3d_modes_render(main_window, qtbot, tiny_model_file, mode):
     pane = main_window.hierarchy.full
     before = frame(pane)
     main_window.state.set_render_mode(mode)
+    qtbot.waitUntil(lambda: not pane.pending_3d, timeout=WAIT_MS)  # isosurfaces come from a worker thread
     after = frame(pane)
     assert after.std() > 1 and differ(before, after) > 0.01
 
@@ -161,6 +162,28 @@ def test_cancel_stops_a_running_job(main_window, qtbot):
     qtbot.waitUntil(lambda: bool(outcomes), timeout=5000)
     assert outcomes == ["cancelled"] and results == [] and Cancelled
     assert not main_window.cancel_button.isVisible()
+
+
+def test_a_superseded_job_is_not_reported_as_cancelled(main_window, qtbot):
+    import threading
+
+    outcomes: list[str] = []
+    main_window.jobs.job_finished.connect(lambda _ticket, outcome: outcomes.append(outcome))
+    release = threading.Event()
+
+    def first(progress):
+        progress(0, 1, "first")
+        release.wait(5)
+        progress(1, 1, "first")  # stops here: a newer job of the kind came (as every frame of a Play)
+        return 1
+
+    main_window.jobs.submit("test", "First", first)
+    qtbot.waitUntil(lambda: main_window.cancel_button.isVisible(), timeout=5000)
+    main_window.jobs.submit("test", "Second", lambda progress: 2)
+    release.set()
+    qtbot.waitUntil(lambda: len(outcomes) == 2, timeout=5000)
+    assert outcomes == ["superseded", "done"]
+    assert "cancelled" not in main_window.statusBar().currentMessage()
 
 
 def test_default_window_presets():

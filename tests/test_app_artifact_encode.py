@@ -36,6 +36,9 @@ def test_compare_shows_stitched_difference_boundaries_and_seam_scores(main_windo
     assert len(panel.stitched.planes["boundaries"][1]) == 7 and panel.difference.cmap == "RdBu_r"
     for pane in (panel.stitched, panel.difference):
         assert frame(pane).std() > 1
+    bar = panel.difference._color_bar  # the difference map says which colour is how many HU
+    assert bar is not None and bar.GetTitle() == "HU" and bar.GetLookupTable().GetRange()[0] < 0
+    assert panel.stitched._color_bar is None
     assert panel.plot is not None and len(panel.plot.listDataItems()) == 2  # full and stitched profiles
     panel.table.selectRow(3)  # a row of the table picks that boundary for the profile
     assert panel.boundary_box.currentData() == result.boundaries[3]

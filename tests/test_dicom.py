@@ -368,9 +368,10 @@ def test_a_series_exported_from_the_app_opens_with_the_model_values_at_the_same_
     assert np.ptp([model_grid.value(p) for p in positions]) > 10  # the positions see different tissue
     probe = positions[2]  # the readout under the panes: the probe a user sees
     main_window.state.set_crosshair(probe)
-    where = f"({probe[0]:.1f}, {probe[1]:.1f}, {probe[2]:.1f}) mm: "
-    qtbot.waitUntil(lambda: where in pane.readout.text(), timeout=WAIT_MS)
-    shown = float(pane.readout.text().split(where)[1].split(" HU")[0])
+    where = f"Crosshair  full: ({probe[0]:.1f}, {probe[1]:.1f}, {probe[2]:.1f}) mm  voxel "
+    line = main_window.hierarchy.probe_line
+    qtbot.waitUntil(lambda: where in line.text(), timeout=WAIT_MS)
+    shown = float(line.text().split(where)[1].split(")  ")[1].split(" HU")[0])
     assert abs(shown - model_grid.value(probe)) <= 1.0
     assert not main_window.dialogs
 

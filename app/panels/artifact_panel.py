@@ -358,8 +358,7 @@ class ArtifactPanel(QWidget):
             return
         import pyqtgraph as pg
 
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.addLegend(offset=(10, 10))
+        self.plot = pg.PlotWidget(background="w")  # no legend box: the title names the curves, never over them
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setLabel("bottom", "slice k along the slab axis (S)")
         self.plot_placeholder.hide()
@@ -375,7 +374,9 @@ class ArtifactPanel(QWidget):
         full, stitched = self.profile(kind)
         unit = result.full.intensity.unit
         self.plot.clear()
-        self.plot.setLabel("left", PROFILES[kind] + (f" ({unit})" if unit else ""))
+        self.plot.setLabel("left", unit)  # a short axis title fits a narrow dock; the kind is in the title
+        key = f"<span style='color:{FULL_PEN}'>━ full</span>  <span style='color:{STITCHED_PEN}'>━ stitched</span>"
+        self.plot.setTitle(f"<span style='color:#333'>{PROFILES[kind]}</span>  {key}", size="9pt")
         slices = np.arange(len(full))
         self.plot.plot(slices, full, pen=pg.mkPen(FULL_PEN, width=2), name="full")
         self.plot.plot(slices, stitched, pen=pg.mkPen(STITCHED_PEN, width=2), name="stitched")

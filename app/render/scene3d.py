@@ -66,6 +66,24 @@ def isosurface_value(volume: Volume, modality: str = "") -> float:
     return float(np.percentile(volume.array.ravel()[:: max(1, volume.array.size // 200_000)], percentile))
 
 
+def isosurface(image: pv.ImageData, iso_value: float) -> pv.PolyData:
+    """The surface at ``iso_value`` with smooth normals: mesh extraction, no drawing, so it may run
+    on a worker thread (the image must not be shared with anything that changes it)."""
+    smoothed = image.gaussian_smooth(std_dev=ISO_SMOOTH_VOXELS, scalars="intensity")
+    surface = smoothed.contour([iso_value], scalars="intensity")
+    if surface.n_points:
+        surface = surface.compute_normals(split_vertices=False, auto_orient_normals=False)
+    return surface
+
+
+def add_surface(plotter: pv.BasePlotter, surface: pv.PolyData) -> list:
+    """Add an isosurface (from ``isosurface``) to the active renderer; returns its actors."""
+    if surface.n_points == 0:
+        return []
+    # normals come with the surface: the mapper shades smoothly without computing them here
+    return [plotter.add_mesh(surface, color="#e8dcc8", reset_camera=False, render=False)]
+
+
 def add_3d(
     plotter: pv.BasePlotter,
     image: pv.ImageData,
@@ -90,11 +108,7 @@ def add_3d(
         allow_coarse_interaction(actor)
         return [actor]
     if mode == "isosurface":
-        smoothed = image.gaussian_smooth(std_dev=ISO_SMOOTH_VOXELS, scalars="intensity")
-        surface = smoothed.contour([iso_value], scalars="intensity")
-        if surface.n_points == 0:
-            return []
-        return [plotter.add_mesh(surface, color="#e8dcc8", smooth_shading=True, reset_camera=False, render=False)]
+        return add_surface(plotter, isosurface(image, iso_value))
     actor = plotter.add_volume(
         image,
         scalars="intensity",

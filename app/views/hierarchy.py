@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QSplitter, QVBoxLayout, QWidget
 
 from engine.api import generated_affine
 
 from ..render.window_level import beyond_training_range, default_window
 from ..state import PREVIEW, AppState, LoadedModel
-from .pane import VolumePane
+from .pane import Probe, VolumePane
 
 TITLES = {
     "anchor": "Low-resolution anchor (G^L)",
@@ -45,6 +45,8 @@ class HierarchyView(QWidget):
         self._drawn: set[str] = set()
         self._draw_scheduled = False
         self.anchor, self.slab, self.full = (self.panes[p] for p in ("anchor", "slab", "full"))
+        for part, pane in self.panes.items():
+            pane.name = part  # what the probe line calls it
         for pane in (self.anchor, self.slab):
             pane.share_cameras(self.full)
 
@@ -52,10 +54,12 @@ class HierarchyView(QWidget):
         self.slab_slider.setToolTip("First slice of the slab along S, in steps of 4 voxels")
         self.slab_slider.setEnabled(False)
         self.slab_label = QLabel("slab —")
+        # below the probe line, in a line of its own that is always there: showing or hiding the
+        # warning must not resize the panes (a resize re-renders all of them)
         self.warning = QLabel("")
-        self.warning.setStyleSheet("color: #b35900; font-weight: bold;")
-        self.warning.setWordWrap(True)
-        self.warning.hide()
+        self.warning.setStyleSheet("color: #b35900; font-weight: bold; padding: 0 4px;")
+        self.warning.setFixedHeight(self.warning.fontMetrics().lineSpacing() + 4)
+        self.warning.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
 
         slab_column = QWidget()
         column = QVBoxLayout(slab_column)
@@ -76,8 +80,18 @@ class HierarchyView(QWidget):
         self.splitter = splitter
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.warning)
         layout.addWidget(splitter, 1)
+        # One probe line for all panes (3D Slicer's data probe): the point under the mouse and the
+        # crosshair, each with position, voxel and value, and the window. Two fixed lines, so
+        # that it never wraps, and the panes never resize as the mouse moves.
+        self.probe_line = QLabel("")
+        self.probe_line.setTextFormat(Qt.TextFormat.PlainText)
+        self.probe_line.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.probe_line.setStyleSheet("font-family: monospace; padding: 2px 4px;")
+        self.probe_line.setFixedHeight(self.probe_line.fontMetrics().lineSpacing() * 2 + 6)
+        layout.addWidget(self.probe_line)
+        layout.addWidget(self.warning)
+        self._mouse_probe: Probe | None = None
 
         self.slab_slider.valueChanged.connect(lambda value: state.set_slab_start(value * 4))
         for pane in self.panes.values():
@@ -85,6 +99,7 @@ class HierarchyView(QWidget):
             pane.window_dragged.connect(self._drag_window)
             pane.slice_stepped.connect(self._step_axis)
             pane.camera_moved.connect(self.render_all)
+            pane.probed.connect(self._on_probe)
         state.model_changed.connect(self._on_model)
         state.volumes_changed.connect(self._on_volumes)
         state.window_changed.connect(self._on_window)
@@ -102,11 +117,16 @@ class HierarchyView(QWidget):
         self._queued.clear()
         if model is None:
             for pane in self.panes.values():
+                pane.frame_bounds = None
                 pane.show_message("No model loaded — File > Open model…")
+            self._show_probe()
             return
+        frame = self.model_frame()
         for pane in self.panes.values():
             pane.modality = model.card.modality
+            pane.frame_bounds = frame  # anchor, slab and full share cameras: all fit the whole volume
             pane.show_message(f"Generating with {model.name}…")
+        self.slab.set_context(None)
         hierarchical = model.hierarchical
         self.slab_slider.setEnabled(hierarchical)
         self._show_source()
@@ -157,6 +177,8 @@ class HierarchyView(QWidget):
                 continue
             if volume is None or (pane.volume is volume):
                 continue
+            # the model's parts share the model's frame; a volume from a file has its own
+            pane.frame_bounds = self.model_frame() if "anchor" in volumes or "slab" in volumes else None
             self._queued[part] = volume
         self._schedule_draw()
 
@@ -179,12 +201,20 @@ class HierarchyView(QWidget):
         pane = self.panes[part]
         pane.crosshair = self.state.crosshair
         pane.set_interactive(self.state.quality == PREVIEW)
-        pane.set_volume(self._queued.pop(part), self.state.window)
+        volume = self._queued.pop(part)
+        # the slab is seen within the full volume (its coronal and sagittal views); set with the slab
+        # itself when both come, so that the slab pane renders once
+        if part == "slab":
+            self.slab.set_context(self.state.volumes.get("full"))
+        elif part == "full":
+            self.slab.set_context(volume)
+        pane.set_volume(volume, self.state.window)
         self._drawn.add(part)
         if self._queued:
             self._schedule_draw(FRAME_MS)  # after this pane's paint: one render per turn
         else:
             drawn, self._drawn = self._drawn, set()
+            self._show_probe()
             self.rendered.emit(drawn)
 
     def _on_window(self, window) -> None:
@@ -192,16 +222,18 @@ class HierarchyView(QWidget):
             if pane.grid is not None:
                 pane.set_window(window)
         self._show_warning()
+        self._show_probe()
 
     def _show_warning(self) -> None:
         model, window = self.state.model, self.state.window
         text = beyond_training_range(window, model.card.intensity) if model and window else ""
         self.warning.setText(f"⚠ {text}" if text else "")
-        self.warning.setVisible(bool(text))
+        self.warning.setToolTip(text)
 
     def _on_crosshair(self, position) -> None:
         for pane in self.panes.values():
             pane.set_crosshair(position)
+        self._show_probe()
 
     def _on_slab(self, start: int) -> None:
         if self.slab_slider.value() != start // 4:
@@ -218,6 +250,18 @@ class HierarchyView(QWidget):
         stacked = layout == "stacked"
         self.splitter.setOrientation(Qt.Orientation.Vertical if stacked else Qt.Orientation.Horizontal)
         self.splitter.setSizes([1000, 1000, 1000])
+
+    def model_frame(self) -> tuple | None:
+        """The model's whole volume in mm (voxel edges): what every pane's cameras fit."""
+        model = self.state.model
+        if model is None:
+            return None
+        card, size = model.card, model.resolution
+        affine = generated_affine(size, card.spacing_mm, "full")
+        spacing = np.abs(np.diag(affine)[:3])
+        first = affine[:3, 3] - spacing / 2
+        last = affine[:3, 3] + spacing * (size - 0.5)
+        return (first[0], last[0], first[1], last[1], first[2], last[2])
 
     def slab_bounds(self) -> tuple | None:
         """The slab's extent in mm (voxel edges), from the model card's geometry."""
@@ -243,6 +287,24 @@ class HierarchyView(QWidget):
         for pane in (self.anchor,) if self.state.file_source else (self.anchor, self.full):
             pane.set_box("slab", bounds)
 
+    # -- probe line ----------------------------------------------------------------------------------
+
+    def _on_probe(self, probe: Probe | None) -> None:
+        self._mouse_probe = probe
+        self._show_probe()
+
+    def _show_probe(self) -> None:
+        """Line 1: the point under the mouse; line 2: the crosshair (in the full volume) and the window."""
+        mouse = self._mouse_probe
+        first = f"Mouse      {mouse.pane} {mouse.view}: {mouse.describe()}" if mouse else "Mouse      —"
+        pane = next((p for p in (self.full, self.slab, self.anchor) if p.grid is not None), None)
+        if pane is None:
+            self.probe_line.setText(f"{first}\nCrosshair  —")
+            return
+        crosshair = pane.probe(self.state.crosshair)
+        window = self.state.window.label(crosshair.unit) if self.state.window else ""
+        self.probe_line.setText(f"{first}\nCrosshair  {pane.name}: {crosshair.describe()}   ·   {window}")
+
     # -- panes -> state ------------------------------------------------------------------------------
 
     def _drag_window(self, dx: float, dy: float) -> None:
@@ -265,11 +327,23 @@ class HierarchyView(QWidget):
         self._step_axis(2, step)
 
     def reset_cameras(self) -> None:
+        """Every view of every pane (Shift+R)."""
         for pane in (self.full, self.slab, self.anchor):
             if pane.grid is not None:
                 pane.reset_cameras()  # cameras are shared: the first pane with a volume sets them
                 break
         self.render_all()
+
+    def reset_view(self) -> None:
+        """The view under the mouse (R); anywhere else, every view. Panes share cameras, so the same
+        plane of the other panes follows."""
+        for pane in self.panes.values():
+            view = pane.view_under_mouse() if pane.grid is not None else None
+            if view is not None:
+                pane.reset_cameras([view])
+                self.render_all()
+                return
+        self.reset_cameras()
 
     def render_all(self) -> None:
         for pane in self.panes.values():

@@ -1,0 +1,53 @@
+"""One redraw per change, one pane per turn of the event loop.
+
+A change seen by several panes (window, crosshair, 3D mode) would otherwise repaint them all in the
+same turn, and the UI thread would wait for the sum of their renders (a software renderer takes
+~100 ms per pane). Panes ask here instead; each asking pane is painted once, FRAME_MS after the
+previous one, so timers and input get a turn in between. Asking again before the paint is free.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QTimer
+
+FRAME_MS = 16
+
+
+class RenderQueue(QObject):
+    def __init__(self):
+        super().__init__()
+        self._waiting: list = []
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._paint_next)
+
+    def request(self, pane) -> None:
+        if pane not in self._waiting:
+            self._waiting.append(pane)
+        if not self._timer.isActive():
+            self._timer.start(0)
+
+    def forget(self, pane) -> None:
+        if pane in self._waiting:
+            self._waiting.remove(pane)
+
+    def pending(self, pane) -> bool:
+        return pane in self._waiting
+
+    def _paint_next(self) -> None:
+        while self._waiting:
+            pane = self._waiting.pop(0)
+            if pane.paint_now():
+                break
+        if self._waiting:
+            self._timer.start(FRAME_MS)  # after this pane's paint
+
+
+_queue: RenderQueue | None = None
+
+
+def render_queue() -> RenderQueue:
+    global _queue
+    if _queue is None:
+        _queue = RenderQueue()
+    return _queue
