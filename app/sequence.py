@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.api import ConfigError, GenerationOptions, SampleRequest, Volume, path_points, sample_volumes, save_nifti
+from engine.api import (
+    ConfigError,
+    GenerationOptions,
+    SampleRequest,
+    Volume,
+    path_points,
+    sample_volumes,
+    save_dicom_series,
+    save_nifti,
+)
 
 from .movie import SLICE_AXES, movie_kind, slice_frame, write_movie
 from .render.window_level import WindowLevel, default_window
@@ -43,6 +52,7 @@ class SequencePlan:
     frames: int
     truncation: float = 1.0
     nifti_folder: Path | None = None
+    dicom_folder: Path | None = None  # a DICOM series folder per frame inside it
     movie: Path | None = None
     view: str = "axial"  # one of MOVIE_VIEWS
     window: WindowLevel | None = None  # None: the modality's default for the first frame
@@ -58,10 +68,11 @@ class SequencePlan:
             raise ConfigError("an interpolation needs at least two keyframes")
         if self.frames < 2:
             raise ConfigError(f"a sequence needs at least 2 frames, got {self.frames}")
-        if self.nifti_folder is None and self.movie is None:
-            raise ConfigError("choose a folder for NIfTI files or a movie file")
-        if self.nifti_folder is not None and not Path(self.nifti_folder).is_dir():
-            raise ConfigError(f"{self.nifti_folder}: no such folder")
+        if self.nifti_folder is None and self.dicom_folder is None and self.movie is None:
+            raise ConfigError("choose a folder for NIfTI files or DICOM series, or a movie file")
+        for folder in (self.nifti_folder, self.dicom_folder):
+            if folder is not None and not Path(folder).is_dir():
+                raise ConfigError(f"{folder}: no such folder")
         if self.movie is not None:
             movie_kind(self.movie)
             if not Path(self.movie).parent.is_dir():
@@ -97,6 +108,9 @@ def export_sequence(model, plan: SequencePlan, progress, render_frame: RenderFra
         if plan.nifti_folder is not None:
             path = Path(plan.nifti_folder) / frame_name(plan.stem, index, count)
             files.append(save_nifti(volume, path, f"SYNTHETIC {plan.method} t={t:.4f}"))
+        if plan.dicom_folder is not None:
+            series = Path(plan.dicom_folder) / frame_name(plan.stem, index, count).removesuffix(".nii.gz")
+            files.append(save_dicom_series(volume, series, plan.modality))
         if plan.movie is not None:
             caption = f"{index + 1}/{count}  t={t:.3f}"
             if plan.view == "3d":

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from engine.checkpoints import load_model
 from engine.gallery import ThumbnailMaker, ThumbnailSpec
 from engine.latent import seed_to_z
+from engine.reading import read_volume
 
 
 def gallery(window, qtbot, model_file, first_seed=0, per_page=9):
@@ -110,6 +111,15 @@ def test_selected_seeds_go_to_keyframes_bookmarks_and_a_contact_sheet(main_windo
 
     finish(main_window, qtbot, lambda: view.export(tmp_path))
     assert sorted(p.name for p in tmp_path.glob("*.nii.gz")) == [f"seed000{s}_full.nii.gz" for s in (2, 3, 4, 7)]
+    assert view.export(tmp_path / "dicom", dicom=True) is None  # no such folder yet
+    assert main_window.dialogs.pop().endswith("dicom: no such folder")
+    (tmp_path / "dicom").mkdir()
+    finish(main_window, qtbot, lambda: view.export(tmp_path / "dicom", dicom=True))
+    series = sorted(p.name for p in (tmp_path / "dicom").iterdir())
+    assert series == [f"seed000{s}_full" for s in (2, 3, 4, 7)]
+    exported = read_volume(tmp_path / "dicom" / "seed0007_full")
+    nifti = read_volume(tmp_path / "seed0007_full.nii.gz")
+    assert np.abs(exported.array - nifti.array).max() <= 0.5  # HU, stored as int16
 
 
 def test_split_shuffle_models_fill_pages_with_full_volumes(main_window, qtbot, tmp_path):

@@ -16,6 +16,7 @@ from app.render.scene3d import INTERACTIVE_UPDATE_RATE
 from app.state import Latent
 from engine.latent import seed_to_z
 from engine.nifti import load_nifti
+from engine.reading import read_volume
 
 MAX_GAP_MS = 100
 
@@ -97,6 +98,12 @@ def test_export_gives_exactly_n_nifti_files_and_movie_frames(main_window, qtbot,
     assert np.stack(iio.imread(tmp_path / "path.gif")).std() > 1
 
     assert panel.export(movie=tmp_path / "path.avi") is None and "ends in .gif or .mp4" in main_window.dialogs.pop()
+
+    dicom = tmp_path / "dicom"
+    dicom.mkdir()
+    result = export_and_wait(panel, qtbot, dicom_folder=dicom, frames=3)
+    assert sorted(p.name for p in dicom.iterdir()) == [f"interpolation_{i:03d}" for i in range(3)]
+    assert read_volume(dicom / "interpolation_000").array.std() > 0 and len(result.files) == 3
 
     result = export_and_wait(panel, qtbot, movie=tmp_path / "turn.mp4", view="3d", frames=3)
     assert result.movie == tmp_path / "turn.mp4" and not main_window.dialogs

@@ -104,6 +104,8 @@ class InterpolationPanel(QWidget):
         for view in MOVIE_VIEWS:
             self.view_box.addItem(VIEW_NAMES[view], view)
         self.nifti_button = QPushButton("NIfTI files…")
+        self.dicom_button = QPushButton("DICOM series…")
+        self.dicom_button.setToolTip("A DICOM series folder per frame, marked SYNTHETIC")
         self.movie_button = QPushButton("Movie…")
         self.movie_button.setToolTip("GIF or MP4 (by the file name) of the chosen view, marked SYNTHETIC")
 
@@ -141,6 +143,7 @@ class InterpolationPanel(QWidget):
         export_layout.addRow("Movie of", self.view_box)
         buttons = QHBoxLayout()
         buttons.addWidget(self.nifti_button)
+        buttons.addWidget(self.dicom_button)
         buttons.addWidget(self.movie_button)
         export_layout.addRow(buttons)
 
@@ -163,6 +166,7 @@ class InterpolationPanel(QWidget):
         self.play_button.clicked.connect(self.toggle_play)
         self.fps_box.valueChanged.connect(lambda fps: self._play_timer.setInterval(round(1000 / fps)))
         self.nifti_button.clicked.connect(self._choose_nifti_folder)
+        self.dicom_button.clicked.connect(self._choose_dicom_folder)
         self.movie_button.clicked.connect(self._choose_movie)
 
     # -- keyframes -------------------------------------------------------------------------------
@@ -257,7 +261,7 @@ class InterpolationPanel(QWidget):
 
     def _update_enabled(self) -> None:
         ready = len(self.keyframes) >= 2
-        for widget in (self.slider, self.play_button, self.nifti_button, self.movie_button):
+        for widget in (self.slider, self.play_button, self.nifti_button, self.dicom_button, self.movie_button):
             widget.setEnabled(ready)
         row = self.keyframe_list.currentRow()
         self.remove_button.setEnabled(row >= 0)
@@ -327,6 +331,11 @@ class InterpolationPanel(QWidget):
         if folder:
             self.export(nifti_folder=folder)
 
+    def _choose_dicom_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the DICOM series (one per frame)")
+        if folder:
+            self.export(dicom_folder=folder)
+
     def _choose_movie(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
             self, "Save the movie", "interpolation.gif", "GIF animation (*.gif);;MP4 video (*.mp4)"
@@ -338,6 +347,7 @@ class InterpolationPanel(QWidget):
         self,
         nifti_folder: str | Path | None = None,
         movie: str | Path | None = None,
+        dicom_folder: str | Path | None = None,
         view: str | None = None,
         frames: int | None = None,
     ) -> int | None:
@@ -354,6 +364,7 @@ class InterpolationPanel(QWidget):
             frames=frames or self.frames_box.value(),
             truncation=state.truncation,
             nifti_folder=Path(nifti_folder) if nifti_folder else None,
+            dicom_folder=Path(dicom_folder) if dicom_folder else None,
             movie=Path(movie) if movie else None,
             view=view,
             window=state.window,
@@ -378,7 +389,7 @@ class InterpolationPanel(QWidget):
             return export_sequence(model, plan, progress, render)
 
         def done(result) -> None:
-            where = result.movie or plan.nifti_folder
+            where = result.movie or plan.nifti_folder or plan.dicom_folder
             self.context.show_message(f"Exported {result.frames} interpolation frames to {where}")
             self.exported.emit(result)
 

@@ -42,6 +42,7 @@ from engine.api import (
     contact_sheet,
     sample_volumes,
     save_contact_sheet,
+    save_dicom_series,
     save_nifti,
     seed_to_z,
     window_image,
@@ -139,9 +140,11 @@ class GalleryView(QWidget):
         self.keyframe_button = QPushButton("Add to interpolation")
         self.bookmark_button = QPushButton("Bookmark")
         self.export_button = QPushButton("Export NIfTI…")
+        self.dicom_button = QPushButton("Export DICOM…")
         self.sheet_button = QPushButton("Save contact sheet…")
         self.keyframe_button.setToolTip("The selected seeds become keyframes of the interpolation path, in order")
         self.export_button.setToolTip("Full volumes of the selected seeds, one NIfTI file each")
+        self.dicom_button.setToolTip("Full volumes of the selected seeds, one DICOM series folder each")
         self.sheet_button.setToolTip("This page as one PNG, labelled with seeds and SYNTHETIC")
 
         top = QHBoxLayout()
@@ -159,7 +162,7 @@ class GalleryView(QWidget):
         top.addStretch(1)
         top.addWidget(self.status)
         bottom = QHBoxLayout()
-        for button in (self.open_button, self.keyframe_button, self.bookmark_button, self.export_button):
+        for button in self._selection_buttons():
             bottom.addWidget(button)
         bottom.addStretch(1)
         bottom.addWidget(self.sheet_button)
@@ -183,6 +186,7 @@ class GalleryView(QWidget):
         self.keyframe_button.clicked.connect(self.add_to_interpolation)
         self.bookmark_button.clicked.connect(self.bookmark_selected)
         self.export_button.clicked.connect(self._choose_export)
+        self.dicom_button.clicked.connect(self._choose_dicom_export)
         self.sheet_button.clicked.connect(self._choose_sheet)
         self._update_buttons()
 
@@ -362,9 +366,13 @@ class GalleryView(QWidget):
         chosen = {item.data(SEED_ROLE) for item in self.list.selectedItems()}
         return [seed for seed in self.seeds if seed in chosen]
 
+    def _selection_buttons(self) -> tuple[QPushButton, ...]:
+        """The buttons that act on the selected seeds."""
+        return (self.open_button, self.keyframe_button, self.bookmark_button, self.export_button, self.dicom_button)
+
     def _update_buttons(self) -> None:
         some = bool(self.list.selectedItems())
-        for button in (self.open_button, self.keyframe_button, self.bookmark_button, self.export_button):
+        for button in self._selection_buttons():
             button.setEnabled(some)
 
     def _on_clicked(self, item: QListWidgetItem) -> None:
@@ -408,13 +416,19 @@ class GalleryView(QWidget):
         if folder:
             self.export(folder)
 
-    def export(self, folder: str | Path) -> int | None:
-        """Full volumes of the selected seeds as ``seed0003_full.nii.gz`` files in ``folder`` (a job)."""
+    def _choose_dicom_export(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the DICOM series (one per seed)")
+        if folder:
+            self.export(folder, dicom=True)
+
+    def export(self, folder: str | Path, dicom: bool = False) -> int | None:
+        """Full volumes of the selected seeds in ``folder`` (a job): ``seed0003_full.nii.gz`` files, or
+        with ``dicom`` a ``seed0003_full`` series folder each."""
         state, seeds = self.context.state, self.selected_seeds()
         if state.model is None or not seeds:
             return None
         folder, model, truncation = Path(folder), state.model.model, state.truncation
-        name = state.model.name
+        name, modality = state.model.name, state.model.card.modality
         if not folder.is_dir():
             self.context.report_error(f"{folder}: no such folder")
             return None
@@ -423,7 +437,10 @@ class GalleryView(QWidget):
             requests = [SampleRequest(seed, "full", truncation=truncation) for seed in seeds]
             for number, (seed, volume) in enumerate(zip(seeds, sample_volumes(model, requests))):
                 progress(number, len(seeds), f"Exporting seed {seed}")
-                save_nifti(volume, folder / f"seed{seed:04d}_full.nii.gz", f"SYNTHETIC {name} full seed {seed}")
+                if dicom:
+                    save_dicom_series(volume, folder / f"seed{seed:04d}_full", modality)
+                else:
+                    save_nifti(volume, folder / f"seed{seed:04d}_full.nii.gz", f"SYNTHETIC {name} full seed {seed}")
             return len(seeds)
 
         def done(count: int) -> None:
