@@ -19,7 +19,7 @@
 #
 # Environment: DEVICE (cuda; cpu tries the whole script on the CPU with TINY sizes, a few
 # minutes), TINY (1 = small sizes; the default with DEVICE=cpu), CACHE, PYTHON (python3).
-# The device machine may lack nibabel/nilearn: wheels in .whl/ are installed first (see
+# A machine without nibabel/nilearn and no package index: wheels in .whl/ are installed first (see
 # scripts/gpu_finetune_demos.sh for how to fetch them).
 set -uo pipefail
 out=${1:?usage: gpu_check.sh OUT}

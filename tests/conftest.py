@@ -24,6 +24,7 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(pytest.mark.gui)
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xvfb's hook; absent under -p no:xvfb
 def pytest_xvfb_disable(config) -> bool:
     """No virtual screen is started when the selection leaves out every GUI test."""
     return "not gui" in (config.getoption("markexpr") or "")
