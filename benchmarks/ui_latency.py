@@ -180,8 +180,10 @@ def main() -> int:
         view_panel.preset_box.setCurrentIndex(index)
         view_panel.preset_box.activated.emit(index)
 
-    def set_mode(mode: str) -> None:
-        view_panel.mode_box.setCurrentIndex(view_panel.mode_box.findData(mode))
+    def set_mode(mode: str) -> None:  # as a user's choice in the Viewing panel's 3D view box
+        index = view_panel.mode_box.findData(mode)
+        view_panel.mode_box.setCurrentIndex(index)
+        view_panel.mode_box.activated.emit(index)
 
     def run_sequence(first: bool) -> None:
         seed = latent_panel.seed_box.value()
