@@ -1,6 +1,7 @@
-"""A/B comparison: two latents of the loaded model side by side, and their difference with a colour bar.
+"""A/B comparison: two latents side by side, and their difference with a colour bar.
 
-A and B are seeds, or the latent the main views show (a bookmark, an encoded scan, a moved latent).
+A and B are seeds, or the latent the main views show (a bookmark, an encoded scan, a moved latent);
+B can come from a second model file of the same size (the same seed under two models).
 The three panes share cameras and follow the application's crosshair; the probe line gives A, B
 and A − B at the crosshair. The difference is drawn in diverging colours, symmetric about 0.
 The window is made on first use (Tools > Compare A/B…).
@@ -8,17 +9,28 @@ The window is made on first use (Tools > Compare A/B…).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.api import SampleRequest, Volume, sample_volume, seed_to_z
+from engine.api import AnyModel, SampleRequest, Volume, load_model, sample_volume, seed_to_z
 
 from .context import AppContext
 from .panels.artifact_panel import DIFFERENCE_CMAP, difference_window
 from .render.window_level import WindowLevel, default_window
-from .state import Latent
+from .state import Latent, LoadedModel
 from .workers import INFERENCE
 
 MAX_SEED = 2**31 - 1
@@ -83,6 +95,11 @@ class CompareWindow(QWidget):
             controls.addWidget(box)
             controls.addWidget(button)
             self.seed_boxes[side], self.current_buttons[side] = box, button
+        self.model_b: LoadedModel | None = None  # None: B comes from the main window's model too
+        self.model_b_button = QPushButton("B under: the same model")
+        self.model_b_button.setToolTip("Generate B with another model file of the same size (one seed, two models)")
+        self.model_b_button.clicked.connect(self._choose_model_b)
+        controls.addWidget(self.model_b_button)
         self.compare_button = QPushButton("Compare")
         controls.addWidget(self.compare_button)
         controls.addStretch(1)
@@ -128,6 +145,27 @@ class CompareWindow(QWidget):
             self.latents[side] = latent
             self.current_buttons[side].setText(f"{side.upper()} = {latent.label}"[:40])
 
+    def _choose_model_b(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model for B", "", "Model files (*.safetensors)")
+        if path:
+            self.set_model_b(path)
+
+    def set_model_b(self, path: str | None) -> int | None:
+        """Load the model that makes B (a job); None goes back to the main window's model."""
+        if path is None:
+            self.model_b = None
+            self.model_b_button.setText("B under: the same model")
+            return None
+
+        def done(model: AnyModel) -> None:
+            self.model_b = LoadedModel(model, str(path))
+            self.model_b_button.setText(f"B under: {Path(path).name}"[:48])  # the file: card names can repeat
+
+        return self.context.jobs.submit(
+            "compare-model", f"Loading {Path(path).name}", lambda _progress: load_model(path, device="cpu"), done,
+            self.context.report_error, INFERENCE,
+        )  # fmt: skip
+
     def compare(self) -> int | None:
         """Generate A and B (full volumes) as a job; the panes fill when both are done."""
         state = self.context.state
@@ -136,13 +174,26 @@ class CompareWindow(QWidget):
             self.context.report_error("Open a model and choose A and B first")
             return None
         model, truncation = state.model.model, state.truncation
+        model_b = self.model_b.model if self.model_b is not None else model
+        if model_b is not model:  # the same seed under two models: both must make volumes on one grid
+            if model_b.config.resolution != model.config.resolution:
+                self.context.report_error(
+                    f"B's model makes {model_b.config.resolution}³ volumes, A's {model.config.resolution}³: "
+                    "choose models of the same size"
+                )
+                return None
+            if b.seed is None and model_b.config.latent_dim != model.config.latent_dim:
+                self.context.report_error("B is not a seed and B's model has another latent size: choose a seed for B")
+                return None
+            if b.seed is not None:
+                b = Latent(seed_to_z(b.seed, model_b.config.latent_dim), b.label, b.seed)
 
         def work(progress):
             made = {}
-            for number, (side, latent) in enumerate((("a", a), ("b", b))):
+            for number, (side, latent, net) in enumerate((("a", a, model), ("b", b, model_b))):
                 progress(number, 2, f"Compare: {side.upper()} = {latent.label}")
                 request = SampleRequest(latent.seed, latent=latent.z, truncation=truncation, origin=latent.label)
-                made[side] = sample_volume(model, request)
+                made[side] = sample_volume(net, request)
             made["difference"] = difference(made["a"], made["b"])
             return made
 

@@ -36,3 +36,30 @@ def test_two_seeds_side_by_side_with_their_difference_and_linked_crosshair(main_
     window.use_current("b")
     assert window.latents["b"].seed == 3 and torch.equal(window.latents["b"].z, main_window.state.latent.z)
     assert window.colour_bar.high.text().startswith("+")
+
+
+def test_the_same_seed_under_two_models(main_window, qtbot, tiny_model_file, tmp_path):
+    from app_support import make_tiny_model
+
+    from engine.checkpoints import load_model
+
+    other = make_tiny_model(tmp_path / "other.safetensors", seed=5)  # the same size, other weights
+    open_and_wait(main_window, qtbot, tiny_model_file, seed=1)
+    window = main_window.open_compare()
+    qtbot.waitExposed(window)
+    window.seed_boxes["a"].setValue(4)
+    window.seed_boxes["b"].setValue(4)
+    with qtbot.waitSignal(main_window.jobs.job_finished, timeout=WAIT_MS, check_params_cb=lambda t, o: o == "done"):
+        window.set_model_b(str(other))
+    assert window.model_b is not None and "other" in window.model_b_button.text()
+    with qtbot.waitSignal(main_window.jobs.job_finished, timeout=WAIT_MS, check_params_cb=lambda t, o: o == "done"):
+        window.compare()
+    qtbot.waitUntil(lambda: "difference" in window.volumes, timeout=WAIT_MS)
+    b = sample_volume(load_model(other), SampleRequest(4)).array
+    np.testing.assert_allclose(window.volumes["b"].array, b, atol=0.05)  # seed 4 under the other model
+    assert np.abs(window.volumes["difference"].array).mean() > 1.0  # HU: two models, one seed, not alike
+
+    window.set_model_b(None)  # back to one model: seed 4 against itself
+    with qtbot.waitSignal(main_window.jobs.job_finished, timeout=WAIT_MS, check_params_cb=lambda t, o: o == "done"):
+        window.compare()
+    qtbot.waitUntil(lambda: np.abs(window.volumes["difference"].array).max() < 1e-3, timeout=WAIT_MS)
