@@ -107,12 +107,14 @@ def open_dicom_series(context: AppContext, folder: str | os.PathLike, series: st
         return
 
     def work(progress):
-        return load_dicom_series(
+        volume = load_dicom_series(
             folder, series, lambda done, total: progress(done, total, f"reading image {done + 1}/{total}")
         )
+        return volume, file_window(volume)  # like a NIfTI file: its own window, computed off the UI thread
 
-    def done(volume: Volume) -> None:
-        context.state.set_volumes({"full": volume}, replace=True)
+    def done(result: tuple[Volume, WindowLevel]) -> None:
+        volume, window = result
+        context.state.show_file(volume, str(folder), window)
         context.show_message(f"Opened the DICOM series in {folder.name}")
 
     context.jobs.submit("open volume", f"Opening {folder.name}", work, done, context.report_error, pool=BACKGROUND)

@@ -359,6 +359,8 @@ def test_a_series_exported_from_the_app_opens_with_the_model_values_at_the_same_
     wait_for_parts(main_window, qtbot, menu_action(main_window.file_menu, "Open DICOM series…").trigger)
     pane = main_window.hierarchy.full
     assert pane.volume is not generated and pane.volume.provenance["source_file"] == str(out)
+    assert main_window.state.file_source == str(out) and out.name in pane.header.text()  # its own title and window
+    assert pane.box_bounds("slab") is None  # no model slab box on a scan from a file
     model_grid = Grid.from_volume(generated)
     rng = np.random.default_rng(0)
     low, high = np.array(model_grid.bounds[::2]), np.array(model_grid.bounds[1::2])
