@@ -210,7 +210,7 @@ class ThumbnailMaker:
         self._runner = FastGenerator(model.generator, budget_mb) if self.hierarchical else None
         self._features: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         card = model.card
-        self.model_key = card.content_hash or f"{card.name}:{id(model)}"  # no hash: this session only
+        self.model_key = card.content_hash or f"{card.name}:{id(model)}"  # no hash: cached while the app runs only
 
     def key(self, seed: int, spec: ThumbnailSpec) -> str:
         level = level_for(self.model, spec.level)

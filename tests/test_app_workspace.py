@@ -12,7 +12,7 @@ from app_support import WAIT_MS, open_and_wait, wait_for_parts
 from engine.latent import seed_to_z
 
 
-def set_up_a_session(window, qtbot) -> None:
+def set_up_a_workspace(window, qtbot) -> None:
     """What a user sets up: a non-seed latent, truncation, keyframes, window, crosshair, slab, 3D mode, layout."""
     from app.render.window_level import WindowLevel
 
@@ -58,9 +58,9 @@ def assert_same(now: dict, before: dict) -> None:
 
 def test_a_saved_workspace_reopens_the_same_views(main_window, qtbot, tiny_model_file, tmp_path):
     open_and_wait(main_window, qtbot, tiny_model_file, seed=4)
-    set_up_a_session(main_window, qtbot)
+    set_up_a_workspace(main_window, qtbot)
     before = snapshot(main_window.state)
-    path = tmp_path / "session.json"
+    path = tmp_path / "workspace.json"
     assert main_window.workspace.save(path)
     saved = json.loads(path.read_text())
     assert saved["latent"]["seed"] is None and len(saved["latent"]["z"]) == 16  # a path point: the vector itself
@@ -89,9 +89,9 @@ def test_a_workspace_opens_its_model_first(main_window, qtbot, tiny_model_file, 
     from app.workspace import Workspace, write_workspace
 
     open_and_wait(main_window, qtbot, tiny_model_file, seed=4)
-    set_up_a_session(main_window, qtbot)
+    set_up_a_workspace(main_window, qtbot)
     before = snapshot(main_window.state)
-    path = write_workspace(tmp_path / "session.json", Workspace.of(main_window.state))
+    path = write_workspace(tmp_path / "workspace.json", Workspace.of(main_window.state))
     other = make_tiny_model(tmp_path / "other.safetensors", modality="mri", seed=1)
     open_and_wait(main_window, qtbot, other)
     with qtbot.waitSignal(main_window.workspace.restored, timeout=WAIT_MS):
@@ -103,9 +103,9 @@ def test_a_workspace_opens_its_model_first(main_window, qtbot, tiny_model_file, 
 
 def test_a_workspace_with_a_missing_model_says_so_and_restores_the_rest(main_window, qtbot, tiny_model_file, tmp_path):
     open_and_wait(main_window, qtbot, tiny_model_file, seed=4)
-    set_up_a_session(main_window, qtbot)
+    set_up_a_workspace(main_window, qtbot)
     before = snapshot(main_window.state)
-    path = tmp_path / "session.json"
+    path = tmp_path / "workspace.json"
     main_window.workspace.save(path)
     values = json.loads(path.read_text())
     values["model"]["path"] = str(tmp_path / "gone.safetensors")
@@ -122,7 +122,7 @@ def test_a_workspace_with_a_missing_model_says_so_and_restores_the_rest(main_win
 
 def test_a_changed_model_is_named(main_window, qtbot, tiny_model_file, tmp_path):
     open_and_wait(main_window, qtbot, tiny_model_file, seed=4)
-    path = tmp_path / "session.json"
+    path = tmp_path / "workspace.json"
     main_window.workspace.save(path)
     values = json.loads(path.read_text())
     values["model"]["content_hash"] = "sha256:" + "0" * 64

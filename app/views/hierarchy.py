@@ -32,6 +32,14 @@ WINDOW_DRAG_PIXELS = 250  # dragging this many pixels changes the window by its 
 FRAME_MS = 16  # between the panes of one delivery: each gets its own paint
 
 
+def model_edges(model: LoadedModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The full volume's first and last voxel edges in mm (RAS), and its affine, from the model card."""
+    affine = generated_affine(model.resolution, model.card.spacing_mm, "full")
+    spacing = np.abs(np.diag(affine)[:3])
+    first = affine[:3, 3] - spacing / 2
+    return first, affine[:3, 3] + spacing * (model.resolution - 0.5), affine
+
+
 class HierarchyView(QWidget):
     """Three VolumePanes plus the slab slider and the window warning; listens to the state only."""
 
@@ -256,11 +264,7 @@ class HierarchyView(QWidget):
         model = self.state.model
         if model is None:
             return None
-        card, size = model.card, model.resolution
-        affine = generated_affine(size, card.spacing_mm, "full")
-        spacing = np.abs(np.diag(affine)[:3])
-        first = affine[:3, 3] - spacing / 2
-        last = affine[:3, 3] + spacing * (size - 0.5)
+        first, last, _affine = model_edges(model)
         return (first[0], last[0], first[1], last[1], first[2], last[2])
 
     def slab_bounds(self) -> tuple | None:
@@ -268,11 +272,8 @@ class HierarchyView(QWidget):
         model = self.state.model
         if model is None or not model.hierarchical:
             return None
-        card, size = model.card, model.resolution
-        affine = generated_affine(size, card.spacing_mm, "full")
+        first, last, affine = model_edges(model)
         spacing = np.abs(np.diag(affine)[:3])
-        first = affine[:3, 3] - spacing / 2
-        last = affine[:3, 3] + spacing * (size - 0.5)
         start, thickness = self.state.slab_start, model.slab_thickness
         k0 = affine[2, 3] + spacing[2] * (start - 0.5)
         k1 = affine[2, 3] + spacing[2] * (start + thickness - 0.5)
