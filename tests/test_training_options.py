@@ -65,6 +65,14 @@ def test_fine_tuning_from_a_run_folder_takes_its_discriminator_too(source, tmp_p
     assert trainer.init_summary["networks"] == ["G", "D", "E", "Sub_E"]
 
 
+def test_a_learning_rate_of_zero_freezes_g_while_d_warms_up(source, tmp_path):
+    """The documented D warm-up on a model file: --lr-g 0 trains D and leaves G exactly as it was."""
+    warm = tmp_path / "warm"
+    train(warm, "--init-from", str(source / "model.safetensors"), "--lr-g", "0", "--iterations", "2", "--seed", "5")
+    assert torch.equal(generator_weights(warm), generator_weights(source))
+    assert read_model_card(warm / "model.safetensors").training["init"]["iteration"] == 3
+
+
 @pytest.mark.parametrize(
     "extra, expected",
     [

@@ -125,10 +125,11 @@ class TrainConfig:
 
     def _check_numbers(self) -> None:
         """Types, ranges and finiteness of the optimiser and logging settings (one-line errors)."""
+        # a learning rate of 0 freezes that network (e.g. D warmed up on a model file with G fixed)
         for name in ("lr_g", "lr_d", "lr_e"):
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number above 0, got {value}")
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, 0 or more, got {value}")
         for name in ("beta1", "beta2"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0.0 <= value < 1.0):
