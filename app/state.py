@@ -8,6 +8,7 @@ current one emits nothing, so listeners cannot ping-pong.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import torch
@@ -17,7 +18,16 @@ from engine.api import AnyModel, Volume
 
 from .render.window_level import WindowLevel
 
-RENDER_MODES = ("volume", "isosurface", "mip")
+
+class RenderMode(StrEnum):
+    """How a 3D view draws a volume."""
+
+    VOLUME = "volume"
+    ISOSURFACE = "isosurface"
+    MIP = "mip"  # maximum intensity projection
+
+
+RENDER_MODES = tuple(mode.value for mode in RenderMode)
 LAYOUTS = ("side by side", "stacked")  # the hierarchy's three panes in a row or in a column
 PREVIEW, FULL = "preview", "full"  # preview: anchor only, while a slider moves; full: every part
 

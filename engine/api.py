@@ -18,6 +18,7 @@ from .dicom import save_dicom_series
 from .dicom_read import SeriesInfo, list_series, load_dicom_series
 from .directions import SIGMA_RANGE, Directions, move, move_along, sefa
 from .encode import encode_scan, encoding_volumes, metrics_lines, prepare_for_model, scan_name
+from .enums import Family, Part, PhantomKind, Precision
 from .errors import CheckpointError, ConfigError, EngineError, VolumeError, first_line, user_message
 from .explore import Explorer
 from .gallery import (
@@ -45,6 +46,10 @@ from .training.run_log import read_losses
 from .volume import IntensityMapping, Volume, generated_affine
 
 __all__ = [
+    "Family",
+    "Part",
+    "PhantomKind",
+    "Precision",
     "window_image",
     "save_contact_sheet",
     "contact_sheet",

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import torch
 
+from .enums import Part
 from .errors import ConfigError
 from .generate import (
     DEFAULT_BUDGET_MB,
@@ -29,7 +30,7 @@ from .generate import (
 from .precision import math_mode, resolve_precision
 from .volume import Volume
 
-HIERARCHY_PARTS = ("anchor", "slab", "full", "stitched")
+HIERARCHY_PARTS = tuple(part.value for part in (Part.ANCHOR, Part.SLAB, Part.FULL, Part.STITCHED))
 
 
 def is_hierarchical(model) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .enums import Part
 from .errors import ConfigError
 from .latent import lerp, seed_to_z, slerp, truncate
 from .model import AnyModel, SplitShuffleModel
@@ -29,7 +30,7 @@ from .subpixel import conv3d_chunked, group_norm_relu_, phase_kernels, upsample_
 from .validation import MAX_FRAMES
 from .volume import RAW, Volume, generated_affine
 
-PARTS = ("full", "anchor", "slab", "stitched")
+PARTS = tuple(part.value for part in Part)  # plain strings: argparse and messages show them
 DEFAULT_BUDGET_MB = 256
 
 

@@ -33,12 +33,13 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ..card import CT_WINDOW
+from ..enums import PhantomKind
 from ..errors import ConfigError
 from ..nifti import save_nifti
 from ..volume import IntensityMapping, Volume, generated_affine
 from .preprocess import PreprocessSettings
 
-PHANTOM_KINDS = ("chest-ct", "brain-mri")
+PHANTOM_KINDS = tuple(kind.value for kind in PhantomKind)
 FOV_MM = {"chest-ct": 380.0, "brain-mri": 220.0}
 MODALITY = {"chest-ct": "ct", "brain-mri": "mri"}
 MRI_WINDOW = IntensityMapping(0.0, 1000.0, "")  # T1 arbitrary units; white matter sits near 600-760

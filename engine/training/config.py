@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..atomic import atomic_write
+from ..enums import Family
 from ..errors import ConfigError
 from ..models.hagan import HAGANConfig
 from ..models.inflate import check_strategy
@@ -19,7 +20,7 @@ from ..models.split_shuffle import SplitShuffleConfig, check_block_type
 from ..validation import MAX_SEED
 from .augment import check_options as check_augment_options
 
-FAMILIES = ("ha-gan", "split-shuffle")
+FAMILIES = tuple(family.value for family in Family)
 SLICE_AXES = {"axial": 2, "coronal": 3, "sagittal": 4}  # slice planes of (N, 1, D, H, W): the axis cut across
 
 # Network widths by preset; "official" is the released HA-GAN layout.
