@@ -1,6 +1,7 @@
 """The phantom cache: phantoms made once, kept on disk memory-mapped, shared by runs."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from engine.cli import main
 from engine.data import phantom_cache
 from engine.data.phantom_cache import CachedPhantomDataset, PhantomCache
 from engine.data.phantoms import PhantomDataset
+from engine.data.phantoms import cli as phantom_cli
 from engine.metrics.realset import find_real_set
 
 
@@ -59,3 +61,29 @@ def test_the_cache_is_keyed_by_kind_size_and_generator_version(tmp_path):
     assert len(folders) == 4 and all(f.parent == tmp_path for f in folders)
     with pytest.raises(Exception, match="phantom size must be a power of two"):
         PhantomCache(tmp_path, "chest-ct", 48)
+
+
+@pytest.mark.parametrize("module", phantom_cache.GENERATOR_MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_a_change_to_any_generating_module_moves_the_cache_to_a_new_folder(tmp_path, monkeypatch, module):
+    before = {kind: PhantomCache(tmp_path, kind, 32).folder for kind in ("chest-ct", "brain-mri")}
+    edited = tmp_path / "edited.py"
+    edited.write_bytes(Path(module.__file__).read_bytes() + b"\n# changed\n")
+    monkeypatch.setattr(module, "__file__", str(edited))
+    phantom_cache.generator_version.cache_clear()
+    try:
+        after = {kind: PhantomCache(tmp_path, kind, 32).folder for kind in ("chest-ct", "brain-mri")}
+    finally:
+        phantom_cache.generator_version.cache_clear()
+    assert all(after[kind] != before[kind] for kind in before)
+
+
+def test_the_command_line_module_does_not_move_the_cache(tmp_path, monkeypatch):
+    before = PhantomCache(tmp_path, "chest-ct", 32).folder
+    edited = tmp_path / "cli.py"
+    edited.write_bytes(Path(phantom_cli.__file__).read_bytes() + b"\n# changed\n")
+    monkeypatch.setattr(phantom_cli, "__file__", str(edited))
+    phantom_cache.generator_version.cache_clear()
+    try:
+        assert PhantomCache(tmp_path, "chest-ct", 32).folder == before
+    finally:
+        phantom_cache.generator_version.cache_clear()

@@ -6,10 +6,10 @@ each phantom as the network sees it (float16, (S, S, S), values in [-1, 1]) in
 
     DIR/<kind>-<size>-<version>/<seed>.npy
 
-where ``version`` is a hash of the phantom generator's source (and, for the brain, nilearn's
-version, whose MNI template it uses), so a changed generator never serves stale volumes. Files
-are written atomically (two runs making the same seed at once both write the same bytes) and
-read with ``numpy.load(mmap_mode="r")``: every process shares one copy in the page cache.
+where ``version`` is a hash of the source of the phantom modules that decide the voxels (and, for
+the brain, nilearn's version, whose MNI template it uses), so a changed generator never serves
+stale volumes. Files are written atomically (two runs making the same seed at once both write the
+same bytes) and read with ``numpy.load(mmap_mode="r")``: every process shares one copy in the page cache.
 A cache folder of one kind and size is also a real set for ``engine evaluate`` (``.npy`` arrays in
 network layout); ``engine phantoms --cache DIR --out FOLDER`` links chosen seeds into a folder.
 """
@@ -30,14 +30,19 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ..atomic import atomic_write
-from . import phantoms
-from .phantoms import PhantomDataset, make_phantom
+from .phantoms import PhantomDataset, brain_mri, chest_ct, make_phantom, shapes
+from .phantoms import dataset as phantom_dataset
+
+# The modules whose source decides a phantom's voxels, hashed in this order (the CLI decides none).
+GENERATOR_MODULES = (phantom_dataset, shapes, chest_ct, brain_mri)
 
 
 @cache
 def generator_version(kind: str) -> str:
     """A short hash of what decides a phantom's voxels besides its seed and size."""
-    digest = hashlib.sha256(Path(phantoms.__file__).read_bytes())
+    digest = hashlib.sha256()
+    for module in GENERATOR_MODULES:
+        digest.update(Path(module.__file__).read_bytes())
     if kind == "brain-mri":
         digest.update(metadata.version("nilearn").encode())
     return digest.hexdigest()[:10]
