@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .card import CT_WINDOW, ModelCard
+from .data.phantoms import PHANTOM_KINDS
 from .data.preprocess import (
     PreprocessSettings,
     axis_lengths,
@@ -24,11 +25,9 @@ from .data.preprocess import (
     read_canonical,
     to_network_cube,
 )
-from .enums import PhantomKind
 from .errors import ConfigError, VolumeError
 from .volume import Volume
 
-PHANTOM_KINDS = tuple(kind.value for kind in PhantomKind)
 NEARLY_CONSTANT_SPREAD = 0.02  # network units: 1% of the [-1, 1] range
 NEARLY_CONSTANT_SHARE = 0.005  # refuse when fewer voxels than this share stand out from the median
 SATURATION_WARNING = 0.05  # warn when more voxels than this sit at the top of the window
