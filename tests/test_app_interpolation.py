@@ -14,6 +14,7 @@ from PySide6.QtCore import QTimer
 
 from app.render.scene3d import INTERACTIVE_UPDATE_RATE
 from app.state import Latent
+from engine.cli import main
 from engine.latent import seed_to_z
 from engine.nifti import load_nifti
 from engine.reading import read_volume
@@ -102,14 +103,30 @@ def test_export_gives_exactly_n_nifti_files_and_movie_frames(main_window, qtbot,
     dicom = tmp_path / "dicom"
     dicom.mkdir()
     result = export_and_wait(panel, qtbot, dicom_folder=dicom, frames=3)
-    assert sorted(p.name for p in dicom.iterdir()) == [f"interpolation_{i:03d}" for i in range(3)]
-    assert read_volume(dicom / "interpolation_000").array.std() > 0 and len(result.files) == 3
+    assert sorted(p.name for p in dicom.iterdir()) == [f"frame{i:04d}_full" for i in range(3)]
+    assert read_volume(dicom / "frame0000_full").array.std() > 0 and len(result.files) == 3
 
     result = export_and_wait(panel, qtbot, movie=tmp_path / "turn.mp4", view="3d", frames=3)
     assert result.movie == tmp_path / "turn.mp4" and not main_window.dialogs
     reader = imageio_v2.get_reader(tmp_path / "turn.mp4", format="FFMPEG")
     assert reader.count_frames() == 3 and reader.get_data(0).std() > 1
     reader.close()
+
+
+def test_an_exported_sequence_has_the_frames_and_names_of_the_command_line(
+    main_window, qtbot, tiny_model_file, tmp_path
+):
+    panel = interpolation(main_window, qtbot, tiny_model_file, seeds=(1, 2, 3))
+    export_and_wait(panel, qtbot, nifti_folder=tmp_path, frames=4)  # the middle keyframe falls between frames
+    argv = ["interpolate", "--checkpoint", str(tiny_model_file), "--seeds", "1,2,3", "--frames", "4"]
+    assert main([*argv, "--out", str(tmp_path / "cli")]) == 0
+    names = [f"frame{i:04d}_full.nii.gz" for i in range(4)]
+    assert sorted(p.name for p in tmp_path.glob("*.nii.gz")) == names
+    assert sorted(p.name for p in (tmp_path / "cli").glob("*.nii.gz")) == names
+    for name in names:
+        app, cli = load_nifti(tmp_path / name), load_nifti(tmp_path / "cli" / name)
+        assert app.provenance["latent"] == cli.provenance["latent"], name
+        assert np.array_equal(app.array, cli.array), name
 
 
 def test_moving_the_slider_never_blocks_the_ui_thread(main_window, qtbot, tiny_model_file):

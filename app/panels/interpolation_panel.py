@@ -29,13 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.api import ConfigError, path_point, seed_to_z
+from engine.api import INTERPOLATION_METHODS, ConfigError, path_label, path_point, seed_to_z
 
 from ..context import AppContext
 from ..movie import burn_labels
 from ..render.turntable import Turntable
 from ..render.window_level import WindowLevel, default_window
-from ..sequence import MOVIE_VIEWS, SequencePlan, export_sequence, path_label
+from ..sequence import MOVIE_VIEWS, SequencePlan, export_sequence
 from ..state import FULL, PREVIEW, Latent, LoadedModel
 from ..workers import INFERENCE, Cancelled
 from .latent_panel import MAX_SEED
@@ -81,7 +81,7 @@ class InterpolationPanel(QWidget):
         self.add_current_button.setToolTip("The latent the views show now: a seed, a bookmark or an encoded scan")
         self.up_button, self.down_button, self.remove_button = QPushButton("▲"), QPushButton("▼"), QPushButton("Remove")
         self.method_box = QComboBox()
-        self.method_box.addItems(["slerp", "lerp"])
+        self.method_box.addItems(INTERPOLATION_METHODS)
         self.method_box.setToolTip("slerp keeps intermediate latents at a typical norm; lerp shrinks them")
 
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -98,7 +98,7 @@ class InterpolationPanel(QWidget):
         self.frames_box = QSpinBox()
         self.frames_box.setRange(2, 2000)
         self.frames_box.setValue(30)
-        self.frames_box.setToolTip("Frames along the whole path: for play and for export")
+        self.frames_box.setToolTip("Frames along the whole path, both ends included: for play and for export")
 
         self.view_box = QComboBox()
         for view in MOVIE_VIEWS:
