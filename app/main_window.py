@@ -88,7 +88,7 @@ class MainWindow(QMainWindow):
         from .panels.artifact_panel import ArtifactPanel
         from .panels.directions_panel import DirectionsPanel
         from .panels.encode_panel import EncodePanel
-        from .panels.interpolation_panel import InterpolationPanel
+        from .panels.interpolation import InterpolationPanel
         from .panels.latent_panel import LatentPanel
         from .panels.model_panel import ModelPanel
         from .panels.view_panel import ViewPanel

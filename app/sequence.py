@@ -1,8 +1,10 @@
-"""Exporting an interpolation sequence: N volumes along a keyframe path, as NIfTI files and/or a movie.
+"""Exporting an interpolation sequence: N volumes along a keyframe path, as NIfTI files, DICOM series or a movie.
 
-Qt-free: ``export_sequence`` runs as a job on the inference thread and reports through the job's
-``progress(done, total, text)`` (which raises to cancel). Movie frames are slices made here, or
-come from ``render_frame`` (the 3D turntable, rendered on the UI thread by the panel).
+The frames, their latents and their file names are the engine's (``path_frames``, ``frame_stem``), as
+``python -m engine interpolate`` makes them. Qt-free: ``export_sequence`` runs as a job on the inference
+thread and reports through the job's ``progress(done, total, text)`` (which raises to cancel). Movie
+frames are slices made here, or come from ``render_frame`` (the 3D turntable, rendered on the UI
+thread by the panel).
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import torch
 from engine.api import (
     ConfigError,
     GenerationOptions,
+    Part,
     SampleRequest,
     Volume,
-    path_points,
+    check_frames,
+    frame_stem,
+    path_frames,
+    path_label,
     sample_volumes,
     save_dicom_series,
     save_nifti,
@@ -30,16 +36,6 @@ from .render.window_level import WindowLevel, default_window
 
 MOVIE_VIEWS = (*SLICE_AXES, "3d")  # what a movie can show: one slice through the crosshair, or a turning 3D view
 RenderFrame = Callable[[Volume, int, str], np.ndarray]  # (volume, frame index, caption) -> RGB frame
-
-
-def path_label(names: list[str] | tuple[str, ...], method: str, t: float) -> str:
-    """Where a point on the path came from, e.g. ``slerp t=0.250 (seed 1 → seed 2)``."""
-    return f"{method} t={t:.3f} ({' → '.join(names)})"
-
-
-def frame_name(stem: str, index: int, count: int) -> str:
-    """Zero-padded so that the files sort in frame order: ``interpolation_007.nii.gz``."""
-    return f"{stem}_{index:0{max(3, len(str(count - 1)))}d}.nii.gz"
 
 
 @dataclass(frozen=True)
@@ -59,15 +55,12 @@ class SequencePlan:
     crosshair: tuple[float, float, float] = (0.0, 0.0, 0.0)
     fps: float = 10.0
     modality: str = ""
-    stem: str = "interpolation"
+    prefix: str = "frame"  # file names: frame0007_full.nii.gz, ...
     precision: str = "fp32"  # exact unless the user chose otherwise (the Model panel's export precision)
 
     def check(self) -> None:
         """Refuse a plan that cannot work, with the reason, before any generation starts."""
-        if len(self.keyframes) < 2:
-            raise ConfigError("an interpolation needs at least two keyframes")
-        if self.frames < 2:
-            raise ConfigError(f"a sequence needs at least 2 frames, got {self.frames}")
+        check_frames(len(self.keyframes), self.frames)
         if self.nifti_folder is None and self.dicom_folder is None and self.movie is None:
             raise ConfigError("choose a folder for NIfTI files or DICOM series, or a movie file")
         for folder in (self.nifti_folder, self.dicom_folder):
@@ -89,28 +82,29 @@ class SequenceResult:
 
 
 def export_sequence(model, plan: SequencePlan, progress, render_frame: RenderFrame | None = None) -> SequenceResult:
-    """Generate ``plan.frames`` full volumes along the path; write each as NIfTI and/or a movie frame."""
+    """Generate ``plan.frames`` full volumes along the path; write each as NIfTI, DICOM and/or a movie frame."""
     plan.check()
     if plan.movie is not None and plan.view == "3d" and render_frame is None:
         raise ConfigError("a 3D movie needs a renderer for its frames")
     count = plan.frames
-    times = [i / (count - 1) for i in range(count)]
+    points = path_frames(list(plan.keyframes), count, plan.method)
+    origins = [path_label(plan.names, plan.method, point.t) for point in points]
     requests = [
-        SampleRequest(None, "full", truncation=plan.truncation, latent=z, origin=path_label(plan.names, plan.method, t))
-        for z, t in zip(path_points(list(plan.keyframes), count, plan.method), times)
+        SampleRequest(None, Part.FULL, truncation=plan.truncation, latent=point.z, origin=origin)
+        for point, origin in zip(points, origins)
     ]
     steps = count + (plan.movie is not None)
     files, frames, window = [], [], plan.window
     volumes = sample_volumes(model, requests, GenerationOptions(precision=plan.precision))
-    for index, t in enumerate(times):
+    for index, t in ((point.index, point.t) for point in points):
         progress(index, steps, f"Interpolation frame {index + 1}/{count}")
         volume = next(volumes)
+        name = frame_stem(index, count, Part.FULL, plan.prefix)
         if plan.nifti_folder is not None:
-            path = Path(plan.nifti_folder) / frame_name(plan.stem, index, count)
-            files.append(save_nifti(volume, path, f"SYNTHETIC {plan.method} t={t:.4f}"))
+            description = f"SYNTHETIC {plan.method} t={t:.4f}"
+            files.append(save_nifti(volume, Path(plan.nifti_folder) / f"{name}.nii.gz", description))
         if plan.dicom_folder is not None:
-            series = Path(plan.dicom_folder) / frame_name(plan.stem, index, count).removesuffix(".nii.gz")
-            files.append(save_dicom_series(volume, series, plan.modality))
+            files.append(save_dicom_series(volume, Path(plan.dicom_folder) / name, plan.modality))
         if plan.movie is not None:
             caption = f"{index + 1}/{count}  t={t:.3f}"
             if plan.view == "3d":

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, Signal
 
-from engine.api import atomic_write, seed_to_z
+from engine.api import INTERPOLATION_METHODS, atomic_write, seed_to_z
 
 from .context import AppContext
 from .render.window_level import WindowLevel
@@ -32,7 +32,7 @@ VERSION = 1
 SUFFIX = ".json"
 WORKSPACE_FILES = "Workspaces (*.json);;All files (*)"
 LAST_WORKSPACE = "last-workspace.json"  # in the user data folder, written when the app closes
-METHODS = ("slerp", "lerp")
+METHODS = INTERPOLATION_METHODS
 NUMBER_LIST = re.compile(r"\[\s*(-?[0-9][-+0-9.eE,\s]*?)\s*\]")
 
 

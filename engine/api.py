@@ -33,7 +33,18 @@ from .gallery import (
     window_image,
 )
 from .generate import GenerationOptions, SampleRequest, sample_volume, sample_volumes
-from .latent import path_point, path_points, seed_to_z
+from .interpolation import METHODS as INTERPOLATION_METHODS
+from .interpolation import (
+    PathFrame,
+    check_frames,
+    frame_stem,
+    frames_for_steps,
+    interpolation_requests,
+    path_frames,
+    path_label,
+    path_point,
+)
+from .latent import seed_to_z
 from .metrics.evaluate import EvaluationSettings, evaluate, format_table, write_report
 from .metrics.seams import STEP_FLOOR, hagan_seam_period, plane_steps, seam_score, slab_boundaries
 from .model import AnyModel, HAGANModel, SplitShuffleModel
@@ -110,8 +121,15 @@ __all__ = [
     "is_nifti_path",
     "load_model",
     "load_nifti",
+    "INTERPOLATION_METHODS",
+    "PathFrame",
+    "check_frames",
+    "frame_stem",
+    "frames_for_steps",
+    "interpolation_requests",
+    "path_frames",
+    "path_label",
     "path_point",
-    "path_points",
     "plane_steps",
     "prepare_for_model",
     "read_losses",

@@ -31,9 +31,9 @@ from .generate import (
     auto_batch_size,
     check_options,
     check_part,
-    interpolation_requests,
     sample_volumes,
 )
+from .interpolation import METHODS, check_frames, frame_stem, frames_for_steps, interpolation_requests
 from .latent import parse_seeds
 from .nifti import is_nifti_path, save_nifti, sidecar_path
 from .precision import PRECISION_CHOICES
@@ -50,6 +50,8 @@ from .validation import (
     write_error_line,
 )
 from .volume import IntensityMapping
+
+DEFAULT_STEPS = 8  # interpolate: frames per segment unless --steps or --frames says otherwise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,8 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     interpolate = commands.add_parser("interpolate", help="volumes along a latent path through keyframe seeds")
     _add_model_options(interpolate)
     interpolate.add_argument("--seeds", type=parse_seeds_arg, required=True, help='keyframe seeds, e.g. "1,5,9"')
-    interpolate.add_argument("--steps", type=int, default=8, help="frames per segment between keyframes (default 8)")
-    interpolate.add_argument("--method", choices=("lerp", "slerp"), default="slerp")
+    count = interpolate.add_mutually_exclusive_group()
+    count.add_argument(
+        "--steps",
+        type=int,
+        help=f"frames per segment between keyframes: (keyframes - 1) * steps + 1 frames (default {DEFAULT_STEPS})",
+    )
+    count.add_argument("--frames", type=int, help="frames along the whole path, both ends included (not with --steps)")
+    interpolate.add_argument("--method", choices=METHODS, default=METHODS[0])
     interpolate.add_argument("--part", choices=("full", "anchor"), default="full")
     interpolate.add_argument("--truncation", type=float, default=1.0, help="scale z toward 0, in (0, 1]")
     interpolate.add_argument("--class-label", type=int, default=None, help="class for conditional models")
@@ -247,28 +255,35 @@ def run_interpolate(args: argparse.Namespace) -> int:
         raise ConfigError(f"{out}: an interpolation writes many frames; give a folder")
     if str(out) in ("-", ""):
         raise ConfigError(f"--out {str(out)!r}: give a folder for the frames")
-    frames = (len(args.seeds) - 1) * max(args.steps, 1) + 1
-    if frames > MAX_FRAMES:
-        raise ConfigError(
-            f"--steps {args.steps} with {len(args.seeds)} keyframes make {frames} frames; at most {MAX_FRAMES}"
-        )
-    frame_files = [out / f"frame{i:04d}_{args.part}.nii.gz" for i in range(frames)]
+    frames = _interpolation_frames(args)
+    frame_files = [out / f"{frame_stem(i, frames, args.part)}.nii.gz" for i in range(frames)]
     _check_targets(frame_files, args.force, args.format == "dicom")
     model, device = _load_for_generation(args)
     check_part(model, args.part)
     requests = interpolation_requests(
         args.seeds,
-        args.steps,
         model.config.latent_dim,
-        args.method,
-        args.part,
+        frames=frames,
+        method=args.method,
+        part=args.part,
         truncation=args.truncation,
         label=args.class_label,
         physical=args.intensity == "physical",
     )
     out.mkdir(parents=True, exist_ok=True)
-    targets = [out / f"frame{i:04d}_{args.part}.nii.gz" for i in range(len(requests))]
-    return _generate_and_write(args, model, device, requests, targets)
+    return _generate_and_write(args, model, device, requests, frame_files)
+
+
+def _interpolation_frames(args: argparse.Namespace) -> int:
+    """The frame count: --frames, or --steps per segment (the shorthand for (keyframes - 1) * steps + 1)."""
+    keyframes, frames = len(args.seeds), args.frames
+    if frames is None:
+        steps = DEFAULT_STEPS if args.steps is None else args.steps
+        frames = frames_for_steps(keyframes, steps)
+        if keyframes > 1 and frames > MAX_FRAMES:
+            raise ConfigError(f"--steps {steps} with {keyframes} keyframes make {frames} frames; at most {MAX_FRAMES}")
+    check_frames(keyframes, frames)
+    return frames
 
 
 def _load_for_generation(args: argparse.Namespace):

@@ -22,12 +22,11 @@ import torch.nn.functional as F
 
 from .enums import Part
 from .errors import ConfigError
-from .latent import lerp, seed_to_z, slerp, truncate
+from .latent import seed_to_z, truncate
 from .model import AnyModel, SplitShuffleModel
 from .models.hagan import Generator
 from .precision import PRECISIONS, math_mode, resolve_precision
 from .subpixel import conv3d_chunked, group_norm_relu_, phase_kernels, upsample_conv3d
-from .validation import MAX_FRAMES
 from .volume import RAW, Volume, generated_affine
 
 PARTS = tuple(part.value for part in Part)  # plain strings: argparse and messages show them
@@ -339,43 +338,6 @@ def auto_batch_size(model: AnyModel, part: str, count: int, options: GenerationO
     free, _ = torch.cuda.mem_get_info(device)
     fit = int((free / 2 - options.budget_mb * (1 << 20)) // per_latent)
     return max(1, min(count, fit))
-
-
-def interpolation_requests(
-    keyframes: list[int],
-    steps: int,
-    latent_dim: int,
-    method: str = "slerp",
-    part: str = "full",
-    **request_options,
-) -> list[SampleRequest]:
-    """Requests along a path through the keyframe seeds: ``steps`` frames per segment, plus the end.
-
-    Frame t of segment a -> b is lerp/slerp(z(a), z(b), t) for t = 0, 1/steps, ..., with the last
-    keyframe itself closing the path.
-    """
-    if len(keyframes) < 2:
-        raise ConfigError("an interpolation needs at least two keyframe seeds")
-    if steps < 1:
-        raise ConfigError(f"steps per segment must be at least 1, got {steps}")
-    if (len(keyframes) - 1) * steps + 1 > MAX_FRAMES:
-        raise ConfigError(
-            f"{len(keyframes)} keyframes with {steps} steps make {(len(keyframes) - 1) * steps + 1} frames;"
-            f" at most {MAX_FRAMES}"
-        )
-    interpolate = {"lerp": lerp, "slerp": slerp}.get(method)
-    if interpolate is None:
-        raise ConfigError(f"unknown interpolation '{method}'; choose lerp or slerp")
-    latents = [seed_to_z(seed, latent_dim) for seed in keyframes]
-    requests = []
-    for (a, za), (b, zb) in zip(zip(keyframes, latents), zip(keyframes[1:], latents[1:])):
-        for k in range(steps):
-            t = k / steps
-            origin = f"{method}(seed {a} -> seed {b}, t={t:.4f})"
-            requests.append(SampleRequest(None, part, latent=interpolate(za, zb, t), origin=origin, **request_options))
-    last = keyframes[-1]
-    requests.append(SampleRequest(None, part, latent=latents[-1], origin=f"keyframe seed {last}", **request_options))
-    return requests
 
 
 def subpixel_path(model: AnyModel) -> bool:

@@ -1,4 +1,4 @@
-"""Latents: seed -> z (the shared contract), seed lists, truncation, interpolation."""
+"""Latents: seed -> z (the shared contract), seed lists, truncation, lerp and slerp (paths: ``interpolation``)."""
 
 from __future__ import annotations
 
@@ -86,37 +86,3 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
         return lerp(a, b, t)
     direction = (torch.sin((1 - t) * omega) * a / a_norm + torch.sin(t * omega) * b / b_norm) / sin
     return direction * (a_norm + (b_norm - a_norm) * t)
-
-
-INTERPOLATIONS = {"lerp": lerp, "slerp": slerp}
-
-
-def path_point(keyframes_z: list[torch.Tensor], t: float, method: str = "slerp") -> torch.Tensor:
-    """The latent at global ``t`` in [0, 1] along a piecewise lerp/slerp path through keyframes.
-
-    The K keyframes split [0, 1] into K - 1 equal segments; segment s runs from keyframe s to
-    keyframe s + 1. The keyframes themselves come back exactly (no interpolation round-off).
-    """
-    interpolate = INTERPOLATIONS.get(method)
-    if interpolate is None:
-        raise ConfigError(f"unknown interpolation '{method}'; choose lerp or slerp")
-    if len(keyframes_z) < 2:
-        raise ConfigError("an interpolation path needs at least two keyframes")
-    if not 0.0 <= t <= 1.0:
-        raise ConfigError(f"t must lie in [0, 1], got {t}")
-    position = t * (len(keyframes_z) - 1)
-    segment = min(int(position), len(keyframes_z) - 2)
-    local = position - segment
-    a, b = keyframes_z[segment], keyframes_z[segment + 1]
-    if local == 0.0:
-        return a.clone()
-    if local == 1.0:
-        return b.clone()
-    return interpolate(a, b, local)
-
-
-def path_points(keyframes_z: list[torch.Tensor], count: int, method: str = "slerp") -> list[torch.Tensor]:
-    """``count`` latents evenly spaced in t along the keyframe path, both ends included."""
-    if count < 2:
-        raise ConfigError(f"a path sequence needs at least 2 frames, got {count}")
-    return [path_point(keyframes_z, i / (count - 1), method) for i in range(count)]

@@ -265,5 +265,5 @@ def test_split_shuffle_model_shows_full_volumes_and_says_it_has_no_hierarchy(mai
     interpolation = main_window.panels["interpolation"]
     interpolation.add_seed(1)
     interpolation.add_seed(4)
-    wait_for_parts(main_window, qtbot, lambda: interpolation.slider.setValue(1000))
+    wait_for_parts(main_window, qtbot, lambda: interpolation.player.slider.setValue(1000))
     assert state.latent.label.startswith("slerp t=1.000") and differ(before, frame(hierarchy.full)) > 1.0

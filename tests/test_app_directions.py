@@ -71,8 +71,8 @@ def test_a_sweep_exports_frames_from_minus_to_plus_three_sigma(main_window, qtbo
     assert ticket is not None
     qtbot.waitUntil(lambda: ticket in ended, timeout=WAIT_MS)  # that job, not another one
     assert ended[ticket] == "done"
-    files = sorted(tmp_path.glob("sweep_*.nii.gz"))
-    assert len(files) == 3
+    files = sorted(tmp_path.glob("*.nii.gz"))
+    assert [f.name for f in files] == [f"sweep{i:04d}_full.nii.gz" for i in range(3)]
     n = torch.from_numpy(panel.directions.vectors[1])
     for path, alpha in zip(files, (-3.0, 0.0, 3.0)):
         latent = torch.tensor(load_nifti(path).provenance["latent"])

@@ -14,6 +14,7 @@ from PySide6.QtCore import QTimer
 
 from app.render.scene3d import INTERACTIVE_UPDATE_RATE
 from app.state import Latent
+from engine.cli import main
 from engine.latent import seed_to_z
 from engine.nifti import load_nifti
 from engine.reading import read_volume
@@ -42,40 +43,40 @@ def export_and_wait(panel, qtbot, **options):
 def test_keyframes_from_two_seeds_with_slerp_start_and_end_at_the_seeds(main_window, qtbot, tiny_model_file):
     panel = interpolation(main_window, qtbot, tiny_model_file, seeds=(1, 2, 3))
     state, dim = main_window.state, state_dim(main_window)
-    panel.keyframe_list.setCurrentRow(2)
-    panel.remove_selected()  # seed 3 goes; the path is seed 1 -> seed 2
+    panel.keys.keyframe_list.setCurrentRow(2)
+    panel.keys.remove_selected()  # seed 3 goes; the path is seed 1 -> seed 2
     assert [k.label for k in panel.keyframes] == ["seed 1", "seed 2"]
-    panel.method_box.setCurrentText("slerp")
-    panel.slider.setValue(500)
+    panel.keys.method_box.setCurrentText("slerp")
+    panel.player.slider.setValue(500)
     assert state.latent.label == "slerp t=0.500 (seed 1 → seed 2)" and state.quality == "full"
-    panel.slider.setValue(0)
+    panel.player.slider.setValue(0)
     assert torch.equal(state.latent.z, seed_to_z(1, dim))
-    panel.slider.setValue(1000)
+    panel.player.slider.setValue(1000)
     assert torch.equal(state.latent.z, seed_to_z(2, dim))
     assert state.path.t == 1.0 and [k.label for k in state.path.keyframes] == ["seed 1", "seed 2"]
-    panel.move_selected(-1)  # reordered: the views follow the new path at the same t
+    panel.keys.move_selected(-1)  # reordered: the views follow the new path at the same t
     assert [k.label for k in panel.keyframes] == ["seed 2", "seed 1"]
     assert torch.equal(state.latent.z, seed_to_z(1, dim))
     # the path lives in the application state: edited there, the panel and the views follow
     state.set_path(replace(state.path, method="lerp"))
-    assert panel.method_box.currentText() == "lerp" and state.latent.label.startswith("lerp t=1.000")
+    assert panel.keys.method_box.currentText() == "lerp" and state.latent.label.startswith("lerp t=1.000")
 
     scan = Latent(torch.randn(1, dim), "scan.nii.gz (encoded)")  # e.g. a bookmark or an encoded scan
     state.set_latent(scan)
-    panel.add_current()
+    panel.keys.add_current()
     assert panel.keyframes[-1].label == "scan.nii.gz (encoded)" and torch.equal(panel.keyframes[-1].z, scan.z)
 
     values: list[int] = []
-    panel.slider.valueChanged.connect(values.append)
-    panel.frames_box.setValue(5)
-    panel.fps_box.setValue(50)
-    panel.loop_box.setChecked(True)
-    panel.slider.setValue(0)
-    panel.toggle_play()
+    panel.player.slider.valueChanged.connect(values.append)
+    panel.player.frames_box.setValue(5)
+    panel.player.fps_box.setValue(50)
+    panel.player.loop_box.setChecked(True)
+    panel.player.slider.setValue(0)
+    panel.player.toggle_play()
     qtbot.waitUntil(lambda: 1000 in values and values[-1] < 1000, timeout=WAIT_MS)  # looped around
     assert state.quality == "preview"  # playing: anchor previews only
-    panel.toggle_play()
-    assert panel.play_button.text() == "Play" and state.quality == "full"  # stopped: refined
+    panel.player.toggle_play()
+    assert panel.player.play_button.text() == "Play" and state.quality == "full"  # stopped: refined
     assert values[: values.index(1000) + 1] == [0, 250, 500, 750, 1000]  # 5 frames along the path
 
 
@@ -102,14 +103,30 @@ def test_export_gives_exactly_n_nifti_files_and_movie_frames(main_window, qtbot,
     dicom = tmp_path / "dicom"
     dicom.mkdir()
     result = export_and_wait(panel, qtbot, dicom_folder=dicom, frames=3)
-    assert sorted(p.name for p in dicom.iterdir()) == [f"interpolation_{i:03d}" for i in range(3)]
-    assert read_volume(dicom / "interpolation_000").array.std() > 0 and len(result.files) == 3
+    assert sorted(p.name for p in dicom.iterdir()) == [f"frame{i:04d}_full" for i in range(3)]
+    assert read_volume(dicom / "frame0000_full").array.std() > 0 and len(result.files) == 3
 
     result = export_and_wait(panel, qtbot, movie=tmp_path / "turn.mp4", view="3d", frames=3)
     assert result.movie == tmp_path / "turn.mp4" and not main_window.dialogs
     reader = imageio_v2.get_reader(tmp_path / "turn.mp4", format="FFMPEG")
     assert reader.count_frames() == 3 and reader.get_data(0).std() > 1
     reader.close()
+
+
+def test_an_exported_sequence_has_the_frames_and_names_of_the_command_line(
+    main_window, qtbot, tiny_model_file, tmp_path
+):
+    panel = interpolation(main_window, qtbot, tiny_model_file, seeds=(1, 2, 3))
+    export_and_wait(panel, qtbot, nifti_folder=tmp_path, frames=4)  # the middle keyframe falls between frames
+    argv = ["interpolate", "--checkpoint", str(tiny_model_file), "--seeds", "1,2,3", "--frames", "4"]
+    assert main([*argv, "--out", str(tmp_path / "cli")]) == 0
+    names = [f"frame{i:04d}_full.nii.gz" for i in range(4)]
+    assert sorted(p.name for p in tmp_path.glob("*.nii.gz")) == names
+    assert sorted(p.name for p in (tmp_path / "cli").glob("*.nii.gz")) == names
+    for name in names:
+        app, cli = load_nifti(tmp_path / name), load_nifti(tmp_path / "cli" / name)
+        assert app.provenance["latent"] == cli.provenance["latent"], name
+        assert np.array_equal(app.array, cli.array), name
 
 
 def test_moving_the_slider_never_blocks_the_ui_thread(main_window, qtbot, tiny_model_file):
@@ -126,13 +143,13 @@ def test_moving_the_slider_never_blocks_the_ui_thread(main_window, qtbot, tiny_m
     timer.start()
     qtbot.wait(50)
 
-    panel.slider.setSliderDown(True)
+    panel.player.slider.setSliderDown(True)
     for value in range(0, 1001, 20):
-        panel.slider.setValue(value)
+        panel.player.slider.setValue(value)
         qtbot.wait(20)
     is_preview = ["anchor" in parts and "full" not in parts for parts in shown]
     previews = sum(is_preview)
-    panel.slider.setSliderDown(False)
+    panel.player.slider.setSliderDown(False)
 
     def refined() -> bool:
         full = state.volumes.get("full")

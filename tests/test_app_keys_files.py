@@ -37,10 +37,10 @@ def test_up_in_a_spin_box_or_list_stays_there_and_moves_the_slice_elsewhere(main
     main_window.docks["interpolation"].raise_()
     interpolation.add_seed(1)
     interpolation.add_seed(2)
-    interpolation.keyframe_list.setCurrentRow(0)
-    focus(main_window, qtbot, interpolation.keyframe_list)
-    qtbot.keyClick(interpolation.keyframe_list, Qt.Key.Key_Down)
-    assert interpolation.keyframe_list.currentRow() == 1 and np.array_equal(state.crosshair, start)
+    interpolation.keys.keyframe_list.setCurrentRow(0)
+    focus(main_window, qtbot, interpolation.keys.keyframe_list)
+    qtbot.keyClick(interpolation.keys.keyframe_list, Qt.Key.Key_Down)
+    assert interpolation.keys.keyframe_list.currentRow() == 1 and np.array_equal(state.crosshair, start)
 
     view = main_window.hierarchy.full.plotter  # no field has the focus: Up is the next slice
     focus(main_window, qtbot, view)

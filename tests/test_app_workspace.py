@@ -19,8 +19,8 @@ def set_up_a_workspace(window, qtbot) -> None:
     state, interpolation = window.state, window.panels["interpolation"]
     interpolation.add_seed(2)
     interpolation.add_seed(9)
-    interpolation.method_box.setCurrentText("lerp")
-    wait_for_parts(window, qtbot, lambda: interpolation.slider.setValue(370))  # a latent that is not a seed
+    interpolation.keys.method_box.setCurrentText("lerp")
+    wait_for_parts(window, qtbot, lambda: interpolation.player.slider.setValue(370))  # a latent that is not a seed
     state.set_truncation(0.7)
     state.set_window(WindowLevel(420.0, 35.5))
     state.set_slab_start(8)
@@ -78,7 +78,7 @@ def test_a_saved_workspace_reopens_the_same_views(main_window, qtbot, tiny_model
     assert_same(snapshot(state), before)
     qtbot.waitUntil(lambda: main_window.hierarchy.full.volume is state.volumes.get("full"), timeout=WAIT_MS)
     assert main_window.panels["view"].mode_box.currentData() == "mip"
-    assert main_window.panels["interpolation"].method_box.currentText() == "lerp"
+    assert main_window.panels["interpolation"].keys.method_box.currentText() == "lerp"
     assert main_window.panels["latent"].truncation_box.value() == pytest.approx(0.7)
     assert main_window.hierarchy.splitter.orientation().name == "Vertical" and not main_window.dialogs
 

@@ -1,10 +1,11 @@
-"""The seed -> latent contract, seed lists, truncation and interpolation."""
+"""The seed -> latent contract, seed lists, truncation, lerp and slerp, and a point along a keyframe path."""
 
 import pytest
 import torch
 
 from engine.errors import ConfigError
-from engine.latent import lerp, parse_seeds, path_point, path_points, seed_to_z, seeds_to_z, slerp, truncate
+from engine.interpolation import path_point
+from engine.latent import lerp, parse_seeds, seed_to_z, seeds_to_z, slerp, truncate
 
 
 def test_seed_to_z_follows_the_contract():
@@ -61,8 +62,6 @@ def test_a_keyframe_path_passes_through_every_keyframe_in_equal_segments():
         assert torch.equal(path_point(keys, 1.0, method), keys[2])
         assert torch.allclose(path_point(keys, 0.25, method), interpolate(keys[0], keys[1], 0.5))
         assert torch.allclose(path_point(keys, 0.875, method), interpolate(keys[1], keys[2], 0.75))
-    frames = path_points(keys, 5, "slerp")
-    assert len(frames) == 5 and torch.equal(frames[2], keys[1]) and torch.equal(frames[-1], keys[2])
 
 
 @pytest.mark.parametrize("keys, t, method", [(1, 0.5, "slerp"), (2, 1.5, "slerp"), (2, 0.5, "cubic")])

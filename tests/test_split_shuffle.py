@@ -13,7 +13,8 @@ import torch
 from engine.checkpoints import load_model, read_model_card
 from engine.cli import main
 from engine.errors import ConfigError
-from engine.generate import SampleRequest, interpolation_requests, sample_volume, sample_volumes
+from engine.generate import SampleRequest, sample_volume, sample_volumes
+from engine.interpolation import interpolation_requests
 from engine.model import SplitShuffleModel
 from engine.models.hagan import Discriminator, Generator, HAGANConfig
 from engine.models.split_shuffle import (
@@ -212,7 +213,7 @@ def test_split_shuffle_files_load_sample_and_interpolate_full_volumes_only(runs,
     for part in ("anchor", "slab", "stitched"):
         with pytest.raises(ConfigError, match="^split-shuffle models have no anchor or slabs: "):
             sample_volume(model, SampleRequest(seed=3, part=part))
-    frames = list(sample_volumes(model, interpolation_requests([1, 2], 2, model.card.config.latent_dim)))
+    frames = list(sample_volumes(model, interpolation_requests([1, 2], model.card.config.latent_dim, frames=3)))
     assert len(frames) == 3 and np.array_equal(frames[-1].array, sample_volume(model, SampleRequest(2)).array)
     assert main(["sample", "--model", str(model_file), "--seeds", "0-1", "--out", str(tmp_path / "s")]) == 0
     assert (

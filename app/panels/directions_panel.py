@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.api import SIGMA_RANGE, Directions, move, move_along, sefa
+from engine.api import SIGMA_RANGE, ConfigError, Directions, move, move_along, sefa
 
 from ..context import AppContext
 from ..direction_names import DirectionNames
@@ -294,11 +294,11 @@ class DirectionsPanel(QWidget):
             window=state.window,
             crosshair=tuple(float(c) for c in state.crosshair),
             modality=state.model.card.modality,
-            stem="sweep",
+            prefix="sweep",
         )
         try:
             plan.check()
-        except ValueError as error:
+        except ConfigError as error:
             self.context.report_error(str(error))
             return None
         model = state.model.model
