@@ -79,6 +79,22 @@ class ElidedLabel(QLabel):
         painter.drawText(rect, int(self.alignment() | Qt.AlignmentFlag.AlignVCenter), text)
 
 
+class _PaneInteractor(QtInteractor):
+    """The pane's VTK widget. While the pane shows a message instead of a volume, the message covers
+    the widget, so Qt's paints (the window's first show and its resizes) skip the VTK render: an
+    empty scene drawn under a message is time on the UI thread for nothing to see."""
+
+    def __init__(self, pane: VolumePane, **options):
+        super().__init__(pane, **options)
+        self._pane = weakref.ref(pane)
+
+    def paintGL(self) -> None:  # noqa: N802 - Qt's name
+        pane = self._pane()
+        if pane is not None and shiboken6.isValid(pane) and not pane.showing_volume:
+            return
+        super().paintGL()
+
+
 class _SurfaceRelay(QObject):
     """Brings finished isosurfaces from the meshing thread to the UI thread (a queued signal). It
     lives as long as the app, so a worker never signals through a pane that is being deleted."""
@@ -163,7 +179,7 @@ class VolumePane(QWidget):
         self.readout = ElidedLabel("")
         self.readout.setStyleSheet("color: #555; padding: 0 2px 2px 2px;")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.plotter = QtInteractor(self, shape=(2, 2), auto_update=False, border=True, border_color="#444444")
+        self.plotter = _PaneInteractor(self, shape=(2, 2), auto_update=False, border=True, border_color="#444444")
         # pyvista renders after every actor it adds; here only the widget's paint renders (render())
         self.plotter.suppress_rendering = True
         self.plotter.setMouseTracking(True)  # the probe follows the mouse without a button pressed
