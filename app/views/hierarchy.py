@@ -48,7 +48,7 @@ class HierarchyView(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
-        self.panes = {part: VolumePane(title) for part, title in TITLES.items()}
+        self.panes = {part: VolumePane(title, slice_sliders=True) for part, title in TITLES.items()}
         self._queued: dict[str, object] = {}  # part -> volume waiting for its turn (see _draw_next)
         self._drawn: set[str] = set()
         self._draw_scheduled = False
@@ -106,6 +106,7 @@ class HierarchyView(QWidget):
             pane.picked.connect(state.set_crosshair)
             pane.window_dragged.connect(self._drag_window)
             pane.slice_stepped.connect(self._step_axis)
+            pane.slice_chosen.connect(self._choose_slice)
             pane.camera_moved.connect(self.render_all)
             pane.probed.connect(self._on_probe)
         state.model_changed.connect(self._on_model)
@@ -321,6 +322,11 @@ class HierarchyView(QWidget):
         position[axis] += step * grid.spacing[axis]
         low, high = grid.bounds[2 * axis], grid.bounds[2 * axis + 1]
         position[axis] = min(max(position[axis], low), high)
+        self.state.set_crosshair(position)
+
+    def _choose_slice(self, axis: int, position_mm: float) -> None:
+        position = self.state.crosshair.copy()
+        position[axis] = position_mm
         self.state.set_crosshair(position)
 
     def step_slice(self, step: int) -> None:

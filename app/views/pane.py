@@ -22,7 +22,7 @@ import numpy as np
 import shiboken6
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QPainter
-from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 from pyvistaqt import QtInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 
@@ -62,6 +62,7 @@ ARRANGEMENTS = ((2, 2), (1, 4), (4, 1))  # rows x columns of the four views
 DRAG_THRESHOLD = 3  # pixels before a press becomes a window/level drag
 # isosurfaces are extracted here, off the UI thread (one at a time; a newer request makes older ones moot)
 MESHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isosurface")
+AXIS_LETTERS = "ijk"  # voxel index along each axis, as the probe line names them
 CONTEXT_VIEWS, CONTEXT_OPACITY = ("coronal", "sagittal"), 0.35  # a thin slab is shown over its surroundings
 
 
@@ -168,9 +169,12 @@ class VolumePane(QWidget):
     probed = Signal(object)  # Probe under the mouse in a slice view, or None when it left
     window_dragged = Signal(float, float)  # dx, dy in pixels since the last report
     slice_stepped = Signal(int, int)  # slice axis (0 i, 1 j, 2 k), +1 / -1
+    slice_chosen = Signal(int, float)  # slice axis, mm position of the slice chosen on its slider
     camera_moved = Signal()  # the user zoomed, panned or rotated: panes that share cameras render
 
-    def __init__(self, title: str, parent: QWidget | None = None):
+    def __init__(self, title: str, parent: QWidget | None = None, slice_sliders: bool = False):
+        """``slice_sliders``: a slider per slice view under the views, for owners that act on
+        ``slice_chosen`` (they move the crosshair, and the pane follows through ``set_crosshair``)."""
         super().__init__(parent)
         self.title = title
         self.header = ElidedLabel(title)
@@ -208,6 +212,9 @@ class VolumePane(QWidget):
         layout.addWidget(self.header)
         layout.addWidget(self.readout)
         layout.addWidget(self.stack, 1)
+        self.slice_sliders: dict[str, tuple[QSlider, QLabel]] = {}  # slice view -> its slider and index
+        if slice_sliders:
+            layout.addWidget(self._make_slice_sliders())
 
         self.name = title  # what the probe line calls this pane (the hierarchy sets a short name)
         self.volume: Volume | None = None
@@ -250,6 +257,51 @@ class VolumePane(QWidget):
         self._install_style()
         self.show_message("No volume yet")
 
+    def _make_slice_sliders(self) -> QWidget:
+        bar = QWidget()
+        bar.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # never widens the pane
+        row = QHBoxLayout(bar)
+        row.setContentsMargins(2, 0, 2, 0)
+        row.setSpacing(3)
+        for view, (_row, _column, axis) in VIEWS.items():
+            if axis is None:
+                continue
+            label = QLabel(f"{AXIS_LETTERS[axis]} —")
+            label.setStyleSheet("color: #555; font-size: 10px;")
+            label.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)  # the index is never cut
+            slider = QSlider(Qt.Orientation.Horizontal)
+            slider.setMinimumWidth(24)
+            slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the arrow keys stay with the views (app.keys)
+            slider.setToolTip(f"{view.capitalize()} slice: voxel index {AXIS_LETTERS[axis]} / last index")
+            slider.setEnabled(False)
+            slider.valueChanged.connect(lambda value, axis=axis: self._on_slice_slider(axis, value))
+            row.addWidget(label)
+            row.addWidget(slider, 1)
+            self.slice_sliders[view] = (slider, label)
+        return bar
+
+    def _on_slice_slider(self, axis: int, index: int) -> None:
+        if self.grid is not None:
+            self.slice_chosen.emit(axis, float(self.grid.origin[axis] + index * self.grid.spacing[axis]))
+
+    def _show_slice_indices(self) -> None:
+        """Sliders and their labels at the crosshair's slices ("k 12/31"; "k —/31" outside this volume)."""
+        for view, (slider, label) in self.slice_sliders.items():
+            axis = VIEWS[view][2]
+            letter = AXIS_LETTERS[axis]
+            if self.grid is None:
+                slider.setEnabled(False)
+                label.setText(f"{letter} —")
+                continue
+            last = self.grid.shape[axis] - 1
+            exact = int(np.rint((self.crosshair[axis] - self.grid.origin[axis]) / self.grid.spacing[axis]))
+            slider.blockSignals(True)  # the slider follows the crosshair; it does not move it again
+            slider.setRange(0, last)
+            slider.setValue(min(max(exact, 0), last))
+            slider.blockSignals(False)
+            slider.setEnabled(True)
+            label.setText(f"{letter} {exact}/{last}" if 0 <= exact <= last else f"{letter} —/{last}")
+
     # -- what to show ------------------------------------------------------------------------------
 
     def show_message(self, text: str) -> None:
@@ -259,6 +311,7 @@ class VolumePane(QWidget):
         self.message.show()
         self.message.raise_()
         self.readout.setText("")
+        self._show_slice_indices()
 
     def set_volume(self, volume: Volume, window: WindowLevel | None = None, reset_camera: bool = False) -> None:
         """Show a volume; the scene is rebuilt only when the grid's shape or place changes, and the
@@ -292,6 +345,7 @@ class VolumePane(QWidget):
         if reset_camera or self._fitted is None or not np.allclose(fit, self._fitted, atol=1e-3):
             self.reset_cameras()
         self._update_readout()
+        self._show_slice_indices()
         self.render()
 
     def set_interactive(self, interactive: bool) -> None:
@@ -325,6 +379,7 @@ class VolumePane(QWidget):
         for mesh in self._crosshairs:
             mesh.points = lines.points
         self._update_readout()
+        self._show_slice_indices()
         self.render()
 
     def set_box(self, name: str, bounds: tuple | None) -> None:
