@@ -170,6 +170,7 @@ def test_each_change_renders_each_pane_once(main_window, qtbot, tiny_model_file,
     for change in (
         lambda: state.set_window(WindowLevel(400, 40)),
         lambda: state.set_crosshair(state.crosshair + 3.0),
+        lambda: hierarchy.full.slice_sliders["axial"][0].setValue(5),  # a slice slider moved
         lambda: state.set_render_mode("mip"),
         lambda: wait_for_parts(main_window, qtbot, lambda: hierarchy.slab_slider.setValue(2), parts=("slab",)),
         lambda: state.set_render_mode("isosurface"),  # the surface comes from a worker; then one render
