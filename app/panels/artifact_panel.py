@@ -45,6 +45,8 @@ from ..views.render_queue import FRAME_MS
 from ..workers import INFERENCE
 from .status_label import StatusLabel
 
+PAINT_WAIT_TURNS = 60  # FRAME_MS each: how long the next part of a result waits for a pane's paint at most
+
 DIFFERENCE_CMAP = "RdBu_r"  # diverging: blue below 0, white at 0, red above
 SLAB_AXIS = 2  # network D (HA-GAN's slab axis) is the volume's k
 PROFILES = {"mean": "Mean of each plane", "step": "Step between planes (|Δ|)", "line": "Line through the crosshair"}
@@ -286,8 +288,8 @@ class ArtifactPanel(QWidget):
 
     def show_result(self, result: SeamComparison) -> None:
         """Fill panes, planes, table and plot with a finished comparison, one part per turn of the
-        event loop (each pane's scene, then table and plot), FRAME_MS apart so that each pane's paint
-        comes in between: done at once, the UI thread would wait for all of it. ``result`` is set
+        event loop (each pane's scene, then table and plot), each after the previous pane's paint:
+        done at once, the UI thread would wait for all of it. ``result`` is set
         with the last part; a newer comparison arriving meanwhile drops the rest of this one."""
         self._showing = result
         state = self.context.state
@@ -301,12 +303,19 @@ class ArtifactPanel(QWidget):
             lambda: self._show_profile(result),  # its own turn: the first one imports pyqtgraph, makes the plot
         ]
 
+        waited = [0]
+
         def next_step() -> None:
             if self._showing is not result:
                 return  # superseded, or the model changed
-            steps.pop(0)()
+            painting = any(pane.paint_pending for pane in (self.stitched, self.difference))
+            if not painting or waited[0] >= PAINT_WAIT_TURNS:  # (a window that is not exposed never paints)
+                waited[0] = 0
+                steps.pop(0)()
+            else:
+                waited[0] += 1
             if steps:
-                QTimer.singleShot(FRAME_MS, self, next_step)
+                QTimer.singleShot(FRAME_MS, self, next_step)  # (again, if a pane has not painted yet)
             else:
                 self._showing = None
 

@@ -246,6 +246,7 @@ class VolumePane(QWidget):
         self._context_slices: dict[str, tuple] = {}  # view -> (slice grid, actor)
         self._3d_dirty = False  # the 3D view waits for the pane's turn in the render queue
         self._paint_wanted = False  # something besides the 3D view changed since the last render
+        self._paint_scheduled = False  # the widget's paint is asked for (paint_now) and has not rendered yet
         self._surface_request: object | None = None  # the isosurface being extracted, if any
         surface_relay()  # made here, on the UI thread, before any worker needs it
         self._actors_3d: list = []
@@ -646,6 +647,13 @@ class VolumePane(QWidget):
         self.render()
 
     @property
+    def paint_pending(self) -> bool:
+        """True while a change waits for its render (callers that take turns with the pane wait for it);
+        a hidden pane (a dock tabbed away) paints when shown, so nothing waits for it."""
+        wanted = self._paint_wanted or self._paint_scheduled
+        return wanted and self.showing_volume and not self._closed and self.plotter.isVisible()
+
+    @property
     def pending_3d(self) -> bool:
         """True while the 3D view waits for its turn or for its isosurface (tests wait for it)."""
         return self._3d_dirty or self._surface_request is not None
@@ -715,6 +723,7 @@ class VolumePane(QWidget):
             render_queue().request(self)
 
     def _on_render_started(self) -> None:
+        self._paint_scheduled = False
         if not self._3d_dirty:  # (a 3D update still waiting keeps its turn)
             render_queue().forget(self)
             self._paint_wanted = False
@@ -735,6 +744,7 @@ class VolumePane(QWidget):
         if not self._paint_wanted and self._surface_request is not None:
             return False
         self._paint_wanted = False
+        self._paint_scheduled = True
         self.plotter.update()
         return True
 
