@@ -41,11 +41,9 @@ from ..context import AppContext
 from ..render.window_level import WindowLevel, default_window
 from ..state import LoadedModel
 from ..views.pane import VolumePane
-from ..views.render_queue import FRAME_MS
+from ..views.render_queue import FRAME_MS, PAINT_WAIT_TURNS
 from ..workers import INFERENCE
 from .status_label import StatusLabel
-
-PAINT_WAIT_TURNS = 60  # FRAME_MS each: how long the next part of a result waits for a pane's paint at most
 
 DIFFERENCE_CMAP = "RdBu_r"  # diverging: blue below 0, white at 0, red above
 SLAB_AXIS = 2  # network D (HA-GAN's slab axis) is the volume's k
@@ -309,7 +307,7 @@ class ArtifactPanel(QWidget):
             if self._showing is not result:
                 return  # superseded, or the model changed
             painting = any(pane.paint_pending for pane in (self.stitched, self.difference))
-            if not painting or waited[0] >= PAINT_WAIT_TURNS:  # (a window that is not exposed never paints)
+            if not painting or waited[0] >= PAINT_WAIT_TURNS:
                 waited[0] = 0
                 steps.pop(0)()
             else:

@@ -18,6 +18,7 @@ from engine.api import generated_affine
 from ..render.window_level import beyond_training_range, default_window
 from ..state import PREVIEW, AppState, LoadedModel
 from .pane import Probe, VolumePane
+from .render_queue import PAINT_WAIT_TURNS
 
 TITLES = {
     "anchor": "Low-resolution anchor (G^L)",
@@ -52,6 +53,7 @@ class HierarchyView(QWidget):
         self._queued: dict[str, object] = {}  # part -> volume waiting for its turn (see _draw_next)
         self._drawn: set[str] = set()
         self._draw_scheduled = False
+        self._paint_waits = 0  # turns the next pane has waited for the previous one's paint
         self.anchor, self.slab, self.full = (self.panes[p] for p in ("anchor", "slab", "full"))
         for part, pane in self.panes.items():
             pane.name = part  # what the probe line calls it
@@ -200,12 +202,17 @@ class HierarchyView(QWidget):
         """Draw one waiting pane per turn of the event loop; ``rendered`` follows the last one.
 
         Three panes drawn in one go block the UI thread for the sum of their renders (about 200 ms
-        on a software renderer); one at a time, FRAME_MS apart so that each pane's paint comes
-        before the next pane's update, timers and input get a turn in between.
+        on a software renderer); one at a time, each after the previous pane's paint (a fixed delay
+        let the next scene run before that paint, in the same stall), timers and input get a turn in between.
         """
         self._draw_scheduled = False
         if not self._queued:
             return
+        if any(pane.paint_pending for pane in self.panes.values()) and self._paint_waits < PAINT_WAIT_TURNS:
+            self._paint_waits += 1  # the previous pane has not painted yet: its render comes first
+            self._schedule_draw(FRAME_MS)
+            return
+        self._paint_waits = 0
         part = next(iter(self._queued))
         pane = self.panes[part]
         pane.crosshair = self.state.crosshair
