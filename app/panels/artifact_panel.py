@@ -293,23 +293,25 @@ class ArtifactPanel(QWidget):
         state = self.context.state
         modality = state.model.card.modality if state.model else ""
         window = state.window or default_window(result.full, modality)
-        planes = self.boundary_planes(result)
-        steps = [
-            lambda: self._show_pane(self.stitched, result.stitched, window, planes),
-            lambda: self._show_pane(self.difference, result.difference, difference_window(result.difference), planes),
-            lambda: self._show_figures(result),
-            lambda: self._show_profile(result),  # its own turn: the first one imports pyqtgraph, makes the plot
+        planes, centred = self.boundary_planes(result), difference_window(result.difference)
+        steps = [  # (the pane this part draws, the part)
+            (self.stitched, lambda: self._show_pane(self.stitched, result.stitched, window, planes)),
+            (self.difference, lambda: self._show_pane(self.difference, result.difference, centred, planes)),
+            (None, lambda: self._show_figures(result)),
+            (None, lambda: self._show_profile(result)),  # its own turn: the first imports pyqtgraph, makes the plot
         ]
-
         waited = [0]
 
         def next_step() -> None:
             if self._showing is not result:
                 return  # superseded, or the model changed
-            painting = any(pane.paint_pending for pane in (self.stitched, self.difference))
+            pane, step = steps[0]
+            # the other pane's paint comes first (this pane's own waiting paint shows the new scene too)
+            painting = any(other.paint_pending for other in (self.stitched, self.difference) if other is not pane)
             if not painting or waited[0] >= PAINT_WAIT_TURNS:
                 waited[0] = 0
-                steps.pop(0)()
+                steps.pop(0)
+                step()
             else:
                 waited[0] += 1
             if steps:

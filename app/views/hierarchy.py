@@ -208,12 +208,15 @@ class HierarchyView(QWidget):
         self._draw_scheduled = False
         if not self._queued:
             return
-        if any(pane.paint_pending for pane in self.panes.values()) and self._paint_waits < PAINT_WAIT_TURNS:
-            self._paint_waits += 1  # the previous pane has not painted yet: its render comes first
+        part = next(iter(self._queued))
+        # another pane has not painted yet: its render comes first (this pane's own waiting paint
+        # will show the new scene too)
+        others = [pane for name, pane in self.panes.items() if name != part]
+        if any(pane.paint_pending for pane in others) and self._paint_waits < PAINT_WAIT_TURNS:
+            self._paint_waits += 1
             self._schedule_draw(FRAME_MS)
             return
         self._paint_waits = 0
-        part = next(iter(self._queued))
         pane = self.panes[part]
         pane.crosshair = self.state.crosshair
         pane.set_interactive(self.state.quality == PREVIEW)
