@@ -50,6 +50,7 @@ MOUSE = (
     ("Click (slice)", "move the crosshair"),
     ("Left drag (slice)", "window/level: right widens, up brightens"),
     ("Wheel (slice)", "next / previous slice"),
+    ("Sliders under a pane", "axial (k), coronal (j), sagittal (i) slice by voxel index"),
     ("Left drag (3D)", "rotate"),
     ("Right drag, wheel (3D)", "zoom"),
     ("Middle drag", "pan"),

@@ -111,3 +111,16 @@ def test_evaluation_dialog_runs_cancels_and_writes_the_report(main_window, qtbot
     assert written["settings"]["samples"] == 2 and written["real_set"]["count"] == 2
     assert written["metrics"]["seam_score"]["boundaries"] == slab_boundaries(32)
     assert dialog.run_button.isEnabled() and not dialog.cancel_button.isEnabled() and not main_window.dialogs
+
+
+def test_a_comparison_finished_while_its_dock_is_closed_is_all_there_when_shown(main_window, qtbot, tiny_model_file):
+    open_and_wait(main_window, qtbot, tiny_model_file)
+    panel = show_dock(main_window, qtbot, "artifact")
+    main_window.docks["artifact"].hide()  # the user closed it while it runs: its panes never paint
+    qtbot.waitUntil(lambda: not panel.isVisible(), timeout=WAIT_MS)
+    panel.compare()
+    qtbot.waitUntil(lambda: panel.result is not None, timeout=WAIT_MS)
+    assert panel.table.rowCount() == 8 and panel.difference.volume is panel.result.difference
+    main_window.docks["artifact"].show()
+    show_dock(main_window, qtbot, "artifact")
+    assert frame(panel.stitched).std() > 1

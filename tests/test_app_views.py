@@ -4,7 +4,7 @@ time, overlays that do not cover each other, renders once per change."""
 from __future__ import annotations
 
 import numpy as np
-from app_support import open_and_wait, wait_for_parts
+from app_support import frame, open_and_wait, wait_for_parts
 from PySide6.QtCore import QPoint, Qt
 from vtkmodules.vtkRenderingCore import vtkTextActor
 
@@ -170,6 +170,7 @@ def test_each_change_renders_each_pane_once(main_window, qtbot, tiny_model_file,
     for change in (
         lambda: state.set_window(WindowLevel(400, 40)),
         lambda: state.set_crosshair(state.crosshair + 3.0),
+        lambda: hierarchy.full.slice_sliders["axial"][0].setValue(5),  # a slice slider moved
         lambda: state.set_render_mode("mip"),
         lambda: wait_for_parts(main_window, qtbot, lambda: hierarchy.slab_slider.setValue(2), parts=("slab",)),
         lambda: state.set_render_mode("isosurface"),  # the surface comes from a worker; then one render
@@ -180,3 +181,34 @@ def test_each_change_renders_each_pane_once(main_window, qtbot, tiny_model_file,
         qtbot.wait(300)  # a second render would come within this
         assert counts == dict.fromkeys(hierarchy.panes, 1)
     assert len(meshed_on) == 3 and threading.main_thread().name not in meshed_on  # not on the UI thread
+
+
+def test_slice_sliders_move_the_slices_and_follow_the_crosshair(main_window, qtbot, tiny_model_file):
+    open_and_wait(main_window, qtbot, tiny_model_file)
+    hierarchy, state = main_window.hierarchy, main_window.state
+    full, anchor = hierarchy.full, hierarchy.anchor
+    slider, label = full.slice_sliders["axial"]
+    last = full.grid.shape[2] - 1
+    assert slider.isEnabled() and slider.maximum() == last
+    assert slider.focusPolicy() == Qt.FocusPolicy.NoFocus  # a click on it leaves the keys with the views
+    axial_slice = full._slices["axial"][0]  # the plane of voxels the axial view draws
+    before, before_z = frame(full), axial_slice.origin[2]
+
+    qtbot.mouseClick(slider, Qt.MouseButton.LeftButton, pos=QPoint(2, slider.height() // 2))  # far left
+    qtbot.waitUntil(lambda: slider.value() < last // 2, timeout=5000)
+    assert int(full.grid.index(state.crosshair)[2]) == slider.value()
+    slider.setValue(3)  # (a drag: the slider sends its values one by one)
+    expected_z = full.grid.origin[2] + 3 * full.grid.spacing[2]
+    assert np.isclose(state.crosshair[2], expected_z)  # the state's slice, so every pane follows
+    assert label.text() == f"k 3/{last}"
+    assert np.isclose(axial_slice.origin[2], expected_z) and not np.isclose(before_z, expected_z)
+    assert np.abs(frame(full).astype(int) - before.astype(int)).mean() > 0.5  # the view shows another slice
+    anchor_slider, anchor_label = anchor.slice_sliders["axial"]  # the anchor's coarser grid, same place
+    assert anchor_slider.value() == int(anchor.grid.index(state.crosshair)[2])
+    assert anchor_label.text().startswith(f"k {anchor_slider.value()}/")
+
+    coronal, _ = full.slice_sliders["coronal"]
+    state.set_crosshair(state.crosshair + (0.0, 2 * full.grid.spacing[1], 0.0))  # moved elsewhere (a click)
+    assert coronal.value() == int(full.grid.index(state.crosshair)[1]) and slider.value() == 3
+    hierarchy.step_slice(+1)  # Up / the wheel in the axial view
+    assert slider.value() == 4 and label.text() == f"k 4/{last}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -41,6 +41,7 @@ from ..context import AppContext
 from ..render.window_level import WindowLevel, default_window
 from ..state import LoadedModel
 from ..views.pane import VolumePane
+from ..views.render_queue import FRAME_MS, PAINT_WAIT_TURNS
 from ..workers import INFERENCE
 from .status_label import StatusLabel
 
@@ -116,6 +117,7 @@ class ArtifactPanel(QWidget):
         super().__init__(parent)
         self.context = context
         self.result: SeamComparison | None = None
+        self._showing: SeamComparison | None = None  # a result being drawn, part by part (show_result)
         self.evaluate_dialog = None
         self.compare_button = QPushButton("Compare")
         self.compare_button.setToolTip("Generate the current latent in full and as 8 independent slabs, and compare")
@@ -206,7 +208,7 @@ class ArtifactPanel(QWidget):
     # -- state -> panel ----------------------------------------------------------------------------
 
     def _on_model(self, model: LoadedModel | None) -> None:
-        self.result = None
+        self.result = self._showing = None
         self.table.setRowCount(0)
         self.boundary_box.clear()
         if self.plot is not None:
@@ -283,22 +285,54 @@ class ArtifactPanel(QWidget):
         self.context.report_error(message)
 
     def show_result(self, result: SeamComparison) -> None:
-        """Fill panes, planes, table and plot with a finished comparison."""
-        self.result = result
+        """Fill panes, planes, table and plot with a finished comparison, one part per turn of the
+        event loop (each pane's scene, then table and plot), each after the previous pane's paint:
+        done at once, the UI thread would wait for all of it. ``result`` is set
+        with the last part; a newer comparison arriving meanwhile drops the rest of this one."""
+        self._showing = result
         state = self.context.state
         modality = state.model.card.modality if state.model else ""
         window = state.window or default_window(result.full, modality)
-        planes = self.boundary_planes(result)
-        for pane, volume, pane_window in (
-            (self.stitched, result.stitched, window),
-            (self.difference, result.difference, difference_window(result.difference)),
-        ):
-            pane.crosshair = state.crosshair
-            pane.set_planes("boundaries", SLAB_AXIS, planes)
-            pane.set_volume(volume, pane_window)
+        planes, centred = self.boundary_planes(result), difference_window(result.difference)
+        steps = [  # (the pane this part draws, the part)
+            (self.stitched, lambda: self._show_pane(self.stitched, result.stitched, window, planes)),
+            (self.difference, lambda: self._show_pane(self.difference, result.difference, centred, planes)),
+            (None, lambda: self._show_figures(result)),
+            (None, lambda: self._show_profile(result)),  # its own turn: the first imports pyqtgraph, makes the plot
+        ]
+        waited = [0]
+
+        def next_step() -> None:
+            if self._showing is not result:
+                return  # superseded, or the model changed
+            pane, step = steps[0]
+            # the other pane's paint comes first (this pane's own waiting paint shows the new scene too)
+            painting = any(other.paint_pending for other in (self.stitched, self.difference) if other is not pane)
+            if not painting or waited[0] >= PAINT_WAIT_TURNS:
+                waited[0] = 0
+                steps.pop(0)
+                step()
+            else:
+                waited[0] += 1
+            if steps:
+                QTimer.singleShot(FRAME_MS, self, next_step)  # (again, if a pane has not painted yet)
+            else:
+                self._showing = None
+
+        next_step()
+
+    def _show_pane(self, pane: VolumePane, volume: Volume, window: WindowLevel, planes: list[float]) -> None:
+        pane.crosshair = self.context.state.crosshair
+        pane.set_planes("boundaries", SLAB_AXIS, planes)
+        pane.set_volume(volume, window)
+
+    def _show_figures(self, result: SeamComparison) -> None:
         self._fill_table(result)
         self._fill_boundaries(result)
         self.status.setText(self._summary(result))
+
+    def _show_profile(self, result: SeamComparison) -> None:
+        self.result = result
         self._draw_profile()
 
     def boundary_planes(self, result: SeamComparison) -> list[float]:

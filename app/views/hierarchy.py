@@ -18,6 +18,7 @@ from engine.api import generated_affine
 from ..render.window_level import beyond_training_range, default_window
 from ..state import PREVIEW, AppState, LoadedModel
 from .pane import Probe, VolumePane
+from .render_queue import PAINT_WAIT_TURNS
 
 TITLES = {
     "anchor": "Low-resolution anchor (G^L)",
@@ -48,10 +49,11 @@ class HierarchyView(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
-        self.panes = {part: VolumePane(title) for part, title in TITLES.items()}
+        self.panes = {part: VolumePane(title, slice_sliders=True) for part, title in TITLES.items()}
         self._queued: dict[str, object] = {}  # part -> volume waiting for its turn (see _draw_next)
         self._drawn: set[str] = set()
         self._draw_scheduled = False
+        self._paint_waits = 0  # turns the next pane has waited for the previous one's paint
         self.anchor, self.slab, self.full = (self.panes[p] for p in ("anchor", "slab", "full"))
         for part, pane in self.panes.items():
             pane.name = part  # what the probe line calls it
@@ -106,6 +108,7 @@ class HierarchyView(QWidget):
             pane.picked.connect(state.set_crosshair)
             pane.window_dragged.connect(self._drag_window)
             pane.slice_stepped.connect(self._step_axis)
+            pane.slice_chosen.connect(self._choose_slice)
             pane.camera_moved.connect(self.render_all)
             pane.probed.connect(self._on_probe)
         state.model_changed.connect(self._on_model)
@@ -199,13 +202,21 @@ class HierarchyView(QWidget):
         """Draw one waiting pane per turn of the event loop; ``rendered`` follows the last one.
 
         Three panes drawn in one go block the UI thread for the sum of their renders (about 200 ms
-        on a software renderer); one at a time, FRAME_MS apart so that each pane's paint comes
-        before the next pane's update, timers and input get a turn in between.
+        on a software renderer); one at a time, each after the previous pane's paint (a fixed delay
+        let the next scene run before that paint, in the same stall), timers and input get a turn in between.
         """
         self._draw_scheduled = False
         if not self._queued:
             return
         part = next(iter(self._queued))
+        # another pane has not painted yet: its render comes first (this pane's own waiting paint
+        # will show the new scene too)
+        others = [pane for name, pane in self.panes.items() if name != part]
+        if any(pane.paint_pending for pane in others) and self._paint_waits < PAINT_WAIT_TURNS:
+            self._paint_waits += 1
+            self._schedule_draw(FRAME_MS)
+            return
+        self._paint_waits = 0
         pane = self.panes[part]
         pane.crosshair = self.state.crosshair
         pane.set_interactive(self.state.quality == PREVIEW)
@@ -321,6 +332,11 @@ class HierarchyView(QWidget):
         position[axis] += step * grid.spacing[axis]
         low, high = grid.bounds[2 * axis], grid.bounds[2 * axis + 1]
         position[axis] = min(max(position[axis], low), high)
+        self.state.set_crosshair(position)
+
+    def _choose_slice(self, axis: int, position_mm: float) -> None:
+        position = self.state.crosshair.copy()
+        position[axis] = position_mm
         self.state.set_crosshair(position)
 
     def step_slice(self, step: int) -> None:

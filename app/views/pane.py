@@ -22,7 +22,7 @@ import numpy as np
 import shiboken6
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QPainter
-from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 from pyvistaqt import QtInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 
@@ -62,6 +62,7 @@ ARRANGEMENTS = ((2, 2), (1, 4), (4, 1))  # rows x columns of the four views
 DRAG_THRESHOLD = 3  # pixels before a press becomes a window/level drag
 # isosurfaces are extracted here, off the UI thread (one at a time; a newer request makes older ones moot)
 MESHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isosurface")
+AXIS_LETTERS = "ijk"  # voxel index along each axis, as the probe line names them
 CONTEXT_VIEWS, CONTEXT_OPACITY = ("coronal", "sagittal"), 0.35  # a thin slab is shown over its surroundings
 
 
@@ -77,6 +78,22 @@ class ElidedLabel(QLabel):
         rect = self.contentsRect()
         text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
         painter.drawText(rect, int(self.alignment() | Qt.AlignmentFlag.AlignVCenter), text)
+
+
+class _PaneInteractor(QtInteractor):
+    """The pane's VTK widget. While the pane shows a message instead of a volume, the message covers
+    the widget, so Qt's paints (the window's first show and its resizes) skip the VTK render: an
+    empty scene drawn under a message is time on the UI thread for nothing to see."""
+
+    def __init__(self, pane: VolumePane, **options):
+        super().__init__(pane, **options)
+        self._pane = weakref.ref(pane)
+
+    def paintGL(self) -> None:  # noqa: N802 - Qt's name
+        pane = self._pane()
+        if pane is not None and shiboken6.isValid(pane) and not pane.showing_volume:
+            return
+        super().paintGL()
 
 
 class _SurfaceRelay(QObject):
@@ -152,9 +169,12 @@ class VolumePane(QWidget):
     probed = Signal(object)  # Probe under the mouse in a slice view, or None when it left
     window_dragged = Signal(float, float)  # dx, dy in pixels since the last report
     slice_stepped = Signal(int, int)  # slice axis (0 i, 1 j, 2 k), +1 / -1
+    slice_chosen = Signal(int, float)  # slice axis, mm position of the slice chosen on its slider
     camera_moved = Signal()  # the user zoomed, panned or rotated: panes that share cameras render
 
-    def __init__(self, title: str, parent: QWidget | None = None):
+    def __init__(self, title: str, parent: QWidget | None = None, slice_sliders: bool = False):
+        """``slice_sliders``: a slider per slice view under the views, for owners that act on
+        ``slice_chosen`` (they move the crosshair, and the pane follows through ``set_crosshair``)."""
         super().__init__(parent)
         self.title = title
         self.header = ElidedLabel(title)
@@ -163,7 +183,7 @@ class VolumePane(QWidget):
         self.readout = ElidedLabel("")
         self.readout.setStyleSheet("color: #555; padding: 0 2px 2px 2px;")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.plotter = QtInteractor(self, shape=(2, 2), auto_update=False, border=True, border_color="#444444")
+        self.plotter = _PaneInteractor(self, shape=(2, 2), auto_update=False, border=True, border_color="#444444")
         # pyvista renders after every actor it adds; here only the widget's paint renders (render())
         self.plotter.suppress_rendering = True
         self.plotter.setMouseTracking(True)  # the probe follows the mouse without a button pressed
@@ -192,6 +212,9 @@ class VolumePane(QWidget):
         layout.addWidget(self.header)
         layout.addWidget(self.readout)
         layout.addWidget(self.stack, 1)
+        self.slice_sliders: dict[str, tuple[QSlider, QLabel]] = {}  # slice view -> its slider and index
+        if slice_sliders:
+            layout.addWidget(self._make_slice_sliders())
 
         self.name = title  # what the probe line calls this pane (the hierarchy sets a short name)
         self.volume: Volume | None = None
@@ -223,6 +246,7 @@ class VolumePane(QWidget):
         self._context_slices: dict[str, tuple] = {}  # view -> (slice grid, actor)
         self._3d_dirty = False  # the 3D view waits for the pane's turn in the render queue
         self._paint_wanted = False  # something besides the 3D view changed since the last render
+        self._paint_scheduled = False  # the widget's paint is asked for (paint_now) and has not rendered yet
         self._surface_request: object | None = None  # the isosurface being extracted, if any
         surface_relay()  # made here, on the UI thread, before any worker needs it
         self._actors_3d: list = []
@@ -234,6 +258,51 @@ class VolumePane(QWidget):
         self._install_style()
         self.show_message("No volume yet")
 
+    def _make_slice_sliders(self) -> QWidget:
+        bar = QWidget()
+        bar.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # never widens the pane
+        row = QHBoxLayout(bar)
+        row.setContentsMargins(2, 0, 2, 0)
+        row.setSpacing(3)
+        for view, (_row, _column, axis) in VIEWS.items():
+            if axis is None:
+                continue
+            label = QLabel(f"{AXIS_LETTERS[axis]} —")
+            label.setStyleSheet("color: #555; font-size: 10px;")
+            label.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)  # the index is never cut
+            slider = QSlider(Qt.Orientation.Horizontal)
+            slider.setMinimumWidth(24)
+            slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the arrow keys stay with the views (app.keys)
+            slider.setToolTip(f"{view.capitalize()} slice: voxel index {AXIS_LETTERS[axis]} / last index")
+            slider.setEnabled(False)
+            slider.valueChanged.connect(lambda value, axis=axis: self._on_slice_slider(axis, value))
+            row.addWidget(label)
+            row.addWidget(slider, 1)
+            self.slice_sliders[view] = (slider, label)
+        return bar
+
+    def _on_slice_slider(self, axis: int, index: int) -> None:
+        if self.grid is not None:
+            self.slice_chosen.emit(axis, float(self.grid.origin[axis] + index * self.grid.spacing[axis]))
+
+    def _show_slice_indices(self) -> None:
+        """Sliders and their labels at the crosshair's slices ("k 12/31"; "k —/31" outside this volume)."""
+        for view, (slider, label) in self.slice_sliders.items():
+            axis = VIEWS[view][2]
+            letter = AXIS_LETTERS[axis]
+            if self.grid is None:
+                slider.setEnabled(False)
+                label.setText(f"{letter} —")
+                continue
+            last = self.grid.shape[axis] - 1
+            exact = int(np.rint((self.crosshair[axis] - self.grid.origin[axis]) / self.grid.spacing[axis]))
+            slider.blockSignals(True)  # the slider follows the crosshair; it does not move it again
+            slider.setRange(0, last)
+            slider.setValue(min(max(exact, 0), last))
+            slider.blockSignals(False)
+            slider.setEnabled(True)
+            label.setText(f"{letter} {exact}/{last}" if 0 <= exact <= last else f"{letter} —/{last}")
+
     # -- what to show ------------------------------------------------------------------------------
 
     def show_message(self, text: str) -> None:
@@ -243,6 +312,7 @@ class VolumePane(QWidget):
         self.message.show()
         self.message.raise_()
         self.readout.setText("")
+        self._show_slice_indices()
 
     def set_volume(self, volume: Volume, window: WindowLevel | None = None, reset_camera: bool = False) -> None:
         """Show a volume; the scene is rebuilt only when the grid's shape or place changes, and the
@@ -276,6 +346,7 @@ class VolumePane(QWidget):
         if reset_camera or self._fitted is None or not np.allclose(fit, self._fitted, atol=1e-3):
             self.reset_cameras()
         self._update_readout()
+        self._show_slice_indices()
         self.render()
 
     def set_interactive(self, interactive: bool) -> None:
@@ -309,6 +380,7 @@ class VolumePane(QWidget):
         for mesh in self._crosshairs:
             mesh.points = lines.points
         self._update_readout()
+        self._show_slice_indices()
         self.render()
 
     def set_box(self, name: str, bounds: tuple | None) -> None:
@@ -575,6 +647,13 @@ class VolumePane(QWidget):
         self.render()
 
     @property
+    def paint_pending(self) -> bool:
+        """True while a change waits for its render (callers that take turns with the pane wait for it);
+        a hidden pane (a dock tabbed away) paints when shown, so nothing waits for it."""
+        wanted = self._paint_wanted or self._paint_scheduled
+        return wanted and self.showing_volume and not self._closed and self.plotter.isVisible()
+
+    @property
     def pending_3d(self) -> bool:
         """True while the 3D view waits for its turn or for its isosurface (tests wait for it)."""
         return self._3d_dirty or self._surface_request is not None
@@ -644,6 +723,7 @@ class VolumePane(QWidget):
             render_queue().request(self)
 
     def _on_render_started(self) -> None:
+        self._paint_scheduled = False
         if not self._3d_dirty:  # (a 3D update still waiting keeps its turn)
             render_queue().forget(self)
             self._paint_wanted = False
@@ -664,6 +744,7 @@ class VolumePane(QWidget):
         if not self._paint_wanted and self._surface_request is not None:
             return False
         self._paint_wanted = False
+        self._paint_scheduled = True
         self.plotter.update()
         return True
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer
 
 FRAME_MS = 16
+# work that takes turns with the panes (the next pane's scene) waits for the previous pane's paint,
+# at most this many FRAME_MS turns (a window that is not exposed never paints)
+PAINT_WAIT_TURNS = 60
 
 
 class RenderQueue(QObject):
