@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu
 
+from engine.api import Part
+
 from .volume_files import export_dicom, open_dicom_series
 
 
@@ -11,7 +13,7 @@ def add_dicom_actions(window: QMainWindow, menu: QMenu) -> None:
     """'Open DICOM series…' and an 'Export as DICOM series' sub-menu, appended to ``menu``."""
     menu.addAction("Open &DICOM series…").triggered.connect(lambda: choose_dicom_folder(window))
     export = menu.addMenu("Export as DICOM se&ries")
-    for part, text in (("full", "&Full volume…"), ("anchor", "&Anchor…"), ("slab", "&Slab…")):
+    for part, text in ((Part.FULL, "&Full volume…"), (Part.ANCHOR, "&Anchor…"), (Part.SLAB, "&Slab…")):
         export.addAction(text).triggered.connect(lambda _checked=False, part=part: choose_dicom_export(window, part))
 
 

@@ -14,7 +14,7 @@ import dataclasses
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.api import DEFAULT_MEMORY_BYTES, Thumbnail, ThumbnailCache, ThumbnailMaker, ThumbnailSpec
+from engine.api import DEFAULT_MEMORY_BYTES, Part, Thumbnail, ThumbnailCache, ThumbnailMaker, ThumbnailSpec
 
 from .settings import user_data_dir
 from .workers import INFERENCE, JobRunner
@@ -52,7 +52,7 @@ class GalleryLoader(QObject):
         page = self.page
         if self.maker is None:
             return page
-        levels = ("anchor", "full") if self.maker.hierarchical else ("full",)
+        levels = (Part.ANCHOR, Part.FULL) if self.maker.hierarchical else (Part.FULL,)
         missing = {level: [] for level in levels}
         for seed in seeds:
             for level in reversed(levels):  # the best level in memory is shown at once

@@ -20,7 +20,17 @@ import time
 import torch
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from engine.api import EXACT, Explorer, SampleRequest, allowed_precisions, fast_precision, load_model, resolve_device
+from engine.api import (
+    EXACT,
+    Explorer,
+    Part,
+    Precision,
+    SampleRequest,
+    allowed_precisions,
+    fast_precision,
+    load_model,
+    resolve_device,
+)
 
 from .state import FULL, PREVIEW, AppState, Latent, LoadedModel
 from .workers import JobRunner
@@ -45,7 +55,7 @@ class GenerationController(QObject):
         super().__init__(parent)
         self.state, self.jobs = state, jobs
         self.device = "auto"
-        self.preview_precision = "auto"  # auto: the fastest one the device runs natively
+        self.preview_precision = Precision.AUTO  # auto: the fastest one the device runs natively
         self.export_precision = EXACT
         self.explorer: Explorer | None = None
         self.last_seconds = 0.0
@@ -90,8 +100,8 @@ class GenerationController(QObject):
         elif self._preview_ticket is not None:
             self._preview_waiting = True
         else:
-            self._wanted &= {"anchor"}  # parts of older latents: the FULL request after the preview asks again
-            self._preview_ticket = self._request({"anchor"})
+            self._wanted &= {Part.ANCHOR}  # parts of older latents: the FULL request after the preview asks again
+            self._preview_ticket = self._request({Part.ANCHOR})
 
     @Slot(int, str)
     def _on_job_finished(self, ticket: int, _outcome: str) -> None:
@@ -107,7 +117,7 @@ class GenerationController(QObject):
 
     def _on_slab(self, _start: int) -> None:
         # after a volume from a file, the model's parts are gone: a slab move brings them all back
-        self._request({"slab"} if "anchor" in self.state.volumes else self._all_parts())
+        self._request({Part.SLAB} if Part.ANCHOR in self.state.volumes else self._all_parts())
 
     def precision_for(self, quality: str) -> str:
         """The precision a job of this quality runs in on the loaded model's device."""
@@ -116,13 +126,13 @@ class GenerationController(QObject):
             return EXACT
         device = model.model.device
         chosen = self.preview_precision if quality == PREVIEW else self.export_precision
-        if chosen == "auto":
+        if chosen == Precision.AUTO:
             chosen = fast_precision(device) if quality == PREVIEW else EXACT
         return chosen if chosen in allowed_precisions(device) else EXACT
 
     def _all_parts(self) -> set[str]:
         model = self.state.model
-        return {"anchor", "slab", "full"} if model is None or model.hierarchical else {"full"}
+        return {Part.ANCHOR, Part.SLAB, Part.FULL} if model is None or model.hierarchical else {Part.FULL}
 
     def _request(self, parts: set[str]) -> int | None:
         state, explorer = self.state, self.explorer
@@ -133,9 +143,9 @@ class GenerationController(QObject):
             return None
         self._wanted = parts
         latent, slab = state.latent, state.slab_start
-        precision = self.precision_for(PREVIEW if parts == {"anchor"} and state.quality == PREVIEW else FULL)
+        precision = self.precision_for(PREVIEW if parts == {Part.ANCHOR} and state.quality == PREVIEW else FULL)
         request = SampleRequest(seed=latent.seed, latent=latent.z, truncation=state.truncation, origin=latent.label)
-        order = [p for p in ("anchor", "slab", "full", "stitched") if p in parts]
+        order = [p for p in (Part.ANCHOR, Part.SLAB, Part.FULL, Part.STITCHED) if p in parts]
         started = time.perf_counter()
 
         def work(progress):

@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.api import Part
+
 from .context import AppContext
 from .dicom_menu import add_dicom_actions
 from .generation import GenerationController
@@ -183,7 +185,7 @@ class MainWindow(QMainWindow):
         self.reopen_action.setEnabled(False)
         self.file_menu.addSeparator()
         export = self.file_menu.addMenu("&Export as NIfTI")
-        for part, text in (("full", "&Full volume…"), ("anchor", "&Anchor…"), ("slab", "&Slab…")):
+        for part, text in ((Part.FULL, "&Full volume…"), (Part.ANCHOR, "&Anchor…"), (Part.SLAB, "&Slab…")):
             action = export.addAction(text)
             action.triggered.connect(lambda _checked=False, part=part: self.choose_export(part))
         add_dicom_actions(self, self.file_menu)

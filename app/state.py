@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, Signal
 
-from engine.api import AnyModel, Volume
+from engine.api import AnyModel, Part, Volume
 
 from .render.window_level import WindowLevel
 
@@ -117,7 +117,7 @@ class AppState(QObject):
         self.crosshair = np.zeros(3)
         self.window: WindowLevel | None = None
         self.slab_start = 0
-        self.render_mode = RENDER_MODES[0]
+        self.render_mode = RenderMode.VOLUME
         self.volume_preset = 0  # index into the volume-rendering presets of the model's modality
         self.iso_value: float | None = None  # None: the preset's default level
         self.volumes: dict[str, Volume] = {}
@@ -212,7 +212,7 @@ class AppState(QObject):
         self.file_source = str(path)
         self.source_changed.emit(self.file_source)
         self.set_window(window)
-        self.set_volumes({"full": volume}, replace=True)
+        self.set_volumes({Part.FULL: volume}, replace=True)
 
     def _leave_file(self) -> None:
         if self.file_source:

@@ -25,7 +25,7 @@ from engine.api import INTERPOLATION_METHODS, atomic_write, seed_to_z
 from .context import AppContext
 from .render.window_level import WindowLevel
 from .settings import user_data_dir
-from .state import FULL, LAYOUTS, RENDER_MODES, AppState, Latent, LatentPath, LoadedModel
+from .state import FULL, LAYOUTS, RENDER_MODES, AppState, Latent, LatentPath, LoadedModel, RenderMode
 
 FORMAT = "gan-volume-explorer/workspace"
 VERSION = 1
@@ -106,7 +106,7 @@ class Workspace:
     window: WindowLevel | None = None
     crosshair: tuple[float, float, float] = (0.0, 0.0, 0.0)
     slab_start: int = 0
-    render_mode: str = RENDER_MODES[0]
+    render_mode: str = RenderMode.VOLUME
     volume_preset: int = 0
     iso_value: float | None = None
     layout: str = LAYOUTS[0]
@@ -170,7 +170,8 @@ class Workspace:
         crosshair = [float(v) for v in values.get("crosshair_mm", (0, 0, 0))]
         if len(crosshair) != 3 or not np.isfinite(crosshair).all():
             raise ValueError("'crosshair_mm' must be three finite numbers")
-        mode, layout, method = render.get("mode", RENDER_MODES[0]), values.get("layout", LAYOUTS[0]), path.get("method")
+        mode = render.get("mode", RenderMode.VOLUME)
+        layout, method = values.get("layout", LAYOUTS[0]), path.get("method")
         for name, value, choices in (("3D mode", mode, RENDER_MODES), ("layout", layout, LAYOUTS)):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(choices)}")

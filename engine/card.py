@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from . import __version__
+from .enums import Family
 from .errors import CheckpointError, clean_text
 from .models.hagan import HAGANConfig
 from .models.split_shuffle import SplitShuffleConfig
@@ -14,7 +15,7 @@ from .validation import check_spacing
 from .volume import IntensityMapping
 
 CT_WINDOW = IntensityMapping(-1024.0, 600.0, "HU")  # the HA-GAN reference CT window
-CONFIG_CLASSES = {"ha-gan": HAGANConfig, "split-shuffle": SplitShuffleConfig}  # family -> its config
+CONFIG_CLASSES = {Family.HA_GAN: HAGANConfig, Family.SPLIT_SHUFFLE: SplitShuffleConfig}  # family -> its config
 
 
 @dataclass
@@ -26,7 +27,7 @@ class ModelCard:
     """
 
     config: HAGANConfig | SplitShuffleConfig
-    family: str = "ha-gan"
+    family: str = Family.HA_GAN
     name: str = ""
     modality: str = "unknown"  # "ct", "mri" or "unknown"
     intensity: IntensityMapping = field(default_factory=lambda: IntensityMapping())
@@ -73,7 +74,7 @@ class ModelCard:
     @classmethod
     def from_dict(cls, values: dict) -> ModelCard:
         try:
-            family = values.get("family", "ha-gan")
+            family = values.get("family", Family.HA_GAN)
             if not isinstance(family, str) or family not in CONFIG_CLASSES:
                 raise CheckpointError(f"model family '{family}' is not supported by this engine")
             return cls(

@@ -21,6 +21,7 @@ from .checkpoints import convert_official, load_model, read_model_card
 from .demo import default_model
 from .device import DEVICE_CHOICES, describe_device, resolve_device
 from .dicom import save_dicom_series
+from .enums import Part, Precision
 from .errors import ConfigError, EngineError, clean_text, first_line
 from .generate import (
     DEFAULT_BUDGET_MB,
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     seeds = sample.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=seed_arg, default=None, help="one seed (default 0)")
     seeds.add_argument("--seeds", type=parse_seeds_arg, help='a seed list such as "0,3,10-12"')
-    sample.add_argument("--part", choices=PARTS, default="full", help="which part of the hierarchy (default full)")
+    sample.add_argument("--part", choices=PARTS, default=Part.FULL, help="which part of the hierarchy (default full)")
     sample.add_argument(
         "--slab-start", type=int, default=0, help="first voxel of the slab for --part slab (multiple of 4)"
     )
@@ -192,7 +193,7 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=PRECISION_CHOICES,
-        default="auto",
+        default=Precision.AUTO,
         help="fp32: exact (strict on CUDA); tf32: CUDA's fast float32; bf16: GPUs and CPUs with bf16 "
         "instructions; fp16: GPUs (default auto: tf32 on CUDA, fp32 elsewhere); the sidecar records it",
     )
@@ -240,7 +241,7 @@ def run_sample(args: argparse.Namespace) -> int:
     _check_targets(targets, args.force, args.format == "dicom")
     model, device = _load_for_generation(args)
     check_part(model, args.part)
-    if args.part == "slab":
+    if args.part == Part.SLAB:
         model.generator.check_slab_start(args.slab_start)
     physical = args.intensity == "physical"
     requests = [

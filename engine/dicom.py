@@ -23,12 +23,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from . import __version__
+from .enums import Part
 from .errors import VolumeError
 from .volume import Volume
 
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 PRESETS_FILE = Path(__file__).resolve().parents[1] / "resources" / "presets" / "viewing.json"
-SERIES_NUMBERS = {"full": 1, "stitched": 1, "anchor": 2, "slab": 3}
+SERIES_NUMBERS = {Part.FULL: 1, Part.STITCHED: 1, Part.ANCHOR: 2, Part.SLAB: 3}
 INT16 = np.iinfo(np.int16)
 SOFTWARE = "GAN Volume Explorer"
 

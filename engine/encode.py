@@ -27,6 +27,7 @@ from .checkpoints import load_model
 from .data.preprocess import PreprocessSettings, strip_suffix
 from .demo import default_model
 from .device import DEVICE_CHOICES, describe_device, resolve_device
+from .enums import Part
 from .errors import ConfigError, VolumeError
 from .generate import generate_part
 from .metrics.reconstruction import round_trip_metrics
@@ -84,7 +85,7 @@ def encode_scan(model, volume: torch.Tensor | PreparedScan, reconstruct: bool = 
     original = volume.float().cpu()
     encoding = Encoding(z=z, original=original, foreground=mask, warnings=warnings)
     if reconstruct and not model.card.config.num_class:
-        rebuilt = generate_part(model, z, "full").float().cpu()
+        rebuilt = generate_part(model, z, Part.FULL).float().cpu()
         encoding.reconstruction = rebuilt
         encoding.metrics = round_trip_metrics(original, rebuilt, mask)
     return encoding
@@ -110,7 +111,7 @@ def encoding_volumes(model, encoding: Encoding, name: str) -> dict[str, Volume]:
     All three sit in the model's generated frame (nominal spacing, centred), like its samples.
     """
     card = model.card
-    affine = generated_affine(card.config.resolution, card.spacing_mm, "full")
+    affine = generated_affine(card.config.resolution, card.spacing_mm, Part.FULL)
     base = {"model": card.name or "HA-GAN", "model_hash": card.content_hash, "source_file": name}
     volumes = {
         "original": Volume.from_network(

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import torch
 
-from .enums import Part
+from .enums import Part, Precision
 from .errors import ConfigError
 from .generate import (
     DEFAULT_BUDGET_MB,
@@ -52,10 +52,10 @@ class Explorer:
     @property
     def parts(self) -> tuple[str, ...]:
         """The parts this model can make."""
-        return HIERARCHY_PARTS if self.hierarchical else ("full",)
+        return HIERARCHY_PARTS if self.hierarchical else (Part.FULL,)
 
     def volumes(
-        self, request: SampleRequest, parts: Iterable[str], slab_start: int = 0, precision: str = "auto"
+        self, request: SampleRequest, parts: Iterable[str], slab_start: int = 0, precision: str = Precision.AUTO
     ) -> dict[str, Volume]:
         """The named parts for the request's latent (seed or latent, truncation, label) as Volumes."""
         precision = resolve_precision(precision, self.model.device)
@@ -65,8 +65,8 @@ class Explorer:
             kind = "this model" if self.hierarchical else "a model without a hierarchy (no anchor or slabs)"
             raise ConfigError(f"{kind} cannot make {', '.join(unknown)}; it makes {', '.join(self.parts)}")
         if not self.hierarchical:
-            whole = dataclasses.replace(request, part="full")
-            return {"full": sample_volume(self.model, whole, GenerationOptions(precision=precision))}
+            whole = dataclasses.replace(request, part=Part.FULL)
+            return {Part.FULL: sample_volume(self.model, whole, GenerationOptions(precision=precision))}
         runner = self._runner(precision)
         reference = not isinstance(runner, FastGenerator)
         device = self.model.device
@@ -75,10 +75,10 @@ class Explorer:
             features = self._features_for(request, runner)
             for part in parts:
                 tensor = {
-                    "anchor": lambda: runner.anchor(features),
-                    "slab": lambda: runner.slab(features, slab_start),
-                    "full": lambda: runner.full(features),
-                    "stitched": lambda: runner.stitched(features),
+                    Part.ANCHOR: lambda: runner.anchor(features),
+                    Part.SLAB: lambda: runner.slab(features, slab_start),
+                    Part.FULL: lambda: runner.full(features),
+                    Part.STITCHED: lambda: runner.stitched(features),
                 }[part]()
                 placed = dataclasses.replace(request, part=part, slab_start=slab_start)
                 made[part] = to_volume(self.model, placed, tensor[0].float(), precision, reference)

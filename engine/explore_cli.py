@@ -11,6 +11,7 @@ from .checkpoints import load_model
 from .demo import default_model
 from .device import DEVICE_CHOICES, resolve_device
 from .directions import save_directions, sefa
+from .enums import Part
 from .errors import ConfigError
 from .gallery import (
     LEVELS,
@@ -34,7 +35,7 @@ def register(commands) -> None:
     gallery.add_argument("--plane", choices=tuple(PLANES), default="axial")
     gallery.add_argument("--slice", type=float, default=0.5, help="relative position along the plane's normal, 0..1")
     gallery.add_argument("--window", type=_window, help="W,L in the model's units (default: 1st-99th percentile)")
-    gallery.add_argument("--level", choices=LEVELS, default="full", help="anchor (fast, S/4) or full (default)")
+    gallery.add_argument("--level", choices=LEVELS, default=Part.FULL, help="anchor (fast, S/4) or full (default)")
     gallery.add_argument("--columns", type=int, help="thumbnails per row (default: a square grid)")
     gallery.add_argument("--cell", type=int, default=192, help="pixels per thumbnail (default 192)")
     gallery.add_argument("--truncation", type=float, default=1.0, help="scale z toward 0, in (0, 1]")

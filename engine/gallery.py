@@ -26,12 +26,13 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import atomic_write
+from .enums import Part
 from .errors import ConfigError
 from .generate import DEFAULT_BUDGET_MB, FastGenerator, GenerationOptions, auto_batch_size, generate_part
 from .latent import seed_to_z, truncate
 
 PLANES = {"axial": 2, "coronal": 1, "sagittal": 0}  # plane -> the volume axis (i, j, k) it is normal to
-LEVELS = ("anchor", "full")
+LEVELS = (Part.ANCHOR.value, Part.FULL.value)  # plain strings: argparse shows their repr
 DEFAULT_MEMORY_BYTES = 64 << 20  # 1024 full-resolution 128^2 thumbnails, or 256 of 256^2
 DEFAULT_DISK_BYTES = 512 << 20
 FEATURE_BYTES = 128 << 20  # G^A features kept so a page's full-resolution pass skips G^A
@@ -45,7 +46,7 @@ class ThumbnailSpec:
 
     plane: str = "axial"
     position: float = 0.5  # 0 = first slice, 1 = last slice along the plane's normal
-    level: str = "full"  # "anchor" (S/4 voxels, fast) or "full"; one-piece models always give "full"
+    level: str = Part.FULL  # "anchor" (S/4 voxels, fast) or "full"; one-piece models always give "full"
     truncation: float = 1.0
     label: int | None = None  # class of conditional models
 
@@ -75,7 +76,7 @@ class Thumbnail:
 
 def level_for(model, level: str) -> str:
     """The level a model can give: one-piece (Split&Shuffle) models have no anchor, only the full volume."""
-    return level if getattr(model, "hierarchical", True) else "full"
+    return level if getattr(model, "hierarchical", True) else Part.FULL
 
 
 def slice_index(resolution: int, position: float) -> int:
@@ -258,12 +259,12 @@ class ThumbnailMaker:
         labels = None if spec.label is None else torch.full((len(seeds),), spec.label)
         if self.hierarchical:
             features = self._features_for(seeds, spec, z, labels)
-            volumes = self._runner.anchor(features) if level == "anchor" else self._runner.full(features)
+            volumes = self._runner.anchor(features) if level == Part.ANCHOR else self._runner.full(features)
         else:
-            volumes = generate_part(model, z, "full", labels=labels)
+            volumes = generate_part(model, z, Part.FULL, labels=labels)
         index = slice_index(config.resolution, spec.position)
         spacing = np.asarray(card.spacing_mm, dtype=float)
-        if level == "anchor":
+        if level == Part.ANCHOR:
             index, spacing = anchor_index(index, config.feature_size), spacing * 4
         across, down = (a for a in range(3) if a != PLANES[spec.plane])
         made = []

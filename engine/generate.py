@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .enums import Part
+from .enums import Part, Precision
 from .errors import ConfigError
 from .latent import seed_to_z, truncate
 from .model import AnyModel, SplitShuffleModel
@@ -51,7 +51,7 @@ class FastGenerator:
         self,
         generator: Generator,
         budget_mb: float = DEFAULT_BUDGET_MB,
-        precision: str = "auto",
+        precision: str = Precision.AUTO,
         chunk_rows: int | None = None,
     ):
         self.precision = check_options(budget_mb, precision, next(generator.parameters()).device)
@@ -144,7 +144,7 @@ def check_part(model: AnyModel, part: str) -> None:
         raise ConfigError(f"unknown part '{part}'; choose one of {', '.join(PARTS)}")
     if model.hierarchical:
         return
-    if part != "full":
+    if part != Part.FULL:
         raise ConfigError(
             f"split-shuffle models have no anchor or slabs: their generator makes the whole volume at once "
             f"(part 'full'), not '{part}'"
@@ -159,12 +159,12 @@ def check_part(model: AnyModel, part: str) -> None:
 def generate_part(
     model: AnyModel,
     z: torch.Tensor,
-    part: str = "full",
+    part: str = Part.FULL,
     slab_start: int = 0,
     labels: torch.Tensor | None = None,
     reference: bool | None = False,
     budget_mb: float = DEFAULT_BUDGET_MB,
-    precision: str = "auto",
+    precision: str = Precision.AUTO,
 ) -> torch.Tensor:
     """Latents (N, latent_dim) -> one part of the hierarchy, (N, 1, D, H, W) float32 in [-1, 1].
 
@@ -176,7 +176,7 @@ def generate_part(
     if not model.hierarchical:
         return _generate_whole(model, z, labels, precision)
     g = model.generator
-    if part == "slab":
+    if part == Part.SLAB:
         g.check_slab_start(slab_start)  # fail before the expensive feature pass
     if reference is None:
         reference = reference_is_faster(model, precision)
@@ -187,11 +187,11 @@ def generate_part(
         reference_autocast(model.device, precision, reference),
     ):
         features = runner.features(z.to(model.device), None if labels is None else labels.to(model.device))
-        if part == "anchor":
+        if part == Part.ANCHOR:
             return runner.anchor(features).float()
-        if part == "slab":
+        if part == Part.SLAB:
             return runner.slab(features, slab_start).float()
-        if part == "stitched":
+        if part == Part.STITCHED:
             return runner.stitched(features).float()
         return runner.full(features).float()
 
@@ -228,10 +228,10 @@ def _time_both_paths(model: AnyModel, precision: str) -> bool:
     milliseconds = {}
     for reference in (False, True):
         try:
-            generate_part(model, z, "full", labels=labels, reference=reference, precision=precision)  # warm-up
+            generate_part(model, z, Part.FULL, labels=labels, reference=reference, precision=precision)  # warm-up
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            generate_part(model, z, "full", labels=labels, reference=reference, precision=precision)
+            generate_part(model, z, Part.FULL, labels=labels, reference=reference, precision=precision)
             end.record()
             torch.cuda.synchronize(model.device)
             milliseconds[reference] = start.elapsed_time(end)
@@ -259,7 +259,7 @@ class SampleRequest:
     """
 
     seed: int | None
-    part: str = "full"
+    part: str = Part.FULL
     slab_start: int = 0
     truncation: float = 1.0
     label: int | None = None
@@ -281,7 +281,7 @@ class GenerationOptions:
 
     reference: bool | None = None
     budget_mb: float = DEFAULT_BUDGET_MB
-    precision: str = "auto"
+    precision: str = Precision.AUTO
     batch_size: int = 1
 
 
@@ -332,7 +332,8 @@ def auto_batch_size(model: AnyModel, part: str, count: int, options: GenerationO
         # the straightforward pass: the upsampled input, block output and norm output at full size
         per_latent = c.resolution**3 * (1 + 3 * c.g_width) * 4
     else:
-        voxels = {"anchor": c.feature_size**3, "slab": c.slab_thickness * c.resolution**2}.get(part, c.resolution**3)
+        part_voxels = {Part.ANCHOR: c.feature_size**3, Part.SLAB: c.slab_thickness * c.resolution**2}
+        voxels = part_voxels.get(part, c.resolution**3)
         # per latent: the output, G^H's intermediate (g channels at 1/8 of the voxels), the features
         per_latent = (voxels * (1 + c.g_width / 8) + 2 * c.g_width * c.feature_size**3) * 4
     free, _ = torch.cuda.mem_get_info(device)
@@ -372,7 +373,7 @@ def to_volume(
         ),
         "truncation": request.truncation,
         "class_label": request.label,
-        "operation": request.part if request.part != "slab" else f"slab(start={request.slab_start})",
+        "operation": request.part if request.part != Part.SLAB else f"slab(start={request.slab_start})",
         "intensity": "physical" if request.physical else "raw",
         "precision": precision,
         "path": "straightforward" if reference or not subpixel_path(model) else "sub-pixel",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from .card import ModelCard
+from .enums import Family
 from .errors import ConfigError
 from .models.hagan import Discriminator, Encoder, Generator, HAGANConfig, SubEncoder, encode_volume
 from .models.split_shuffle import (
@@ -154,5 +155,5 @@ class SplitShuffleModel(_LoadedModel):
         return counts
 
 
-MODEL_CLASSES = {"ha-gan": HAGANModel, "split-shuffle": SplitShuffleModel}
+MODEL_CLASSES = {Family.HA_GAN: HAGANModel, Family.SPLIT_SHUFFLE: SplitShuffleModel}
 AnyModel = HAGANModel | SplitShuffleModel  # what engine.checkpoints.load_model returns

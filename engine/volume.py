@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .enums import Part
 from .errors import VolumeError
 
 
@@ -115,7 +116,7 @@ class Volume:
 def generated_affine(
     resolution: int,
     spacing_mm: tuple[float, float, float],
-    part: str = "full",
+    part: str = Part.FULL,
     slab_start: int = 0,
 ) -> np.ndarray:
     """Affine of a generated part, all parts of one volume in the same millimetre frame.
@@ -126,11 +127,11 @@ def generated_affine(
     """
     spacing = np.asarray(spacing_mm, dtype=np.float64)
     origin = -spacing * (resolution - 1) / 2.0
-    if part == "anchor":
+    if part == Part.ANCHOR:
         scale, offset = 4.0, spacing * 1.5
-    elif part == "slab":
+    elif part == Part.SLAB:
         scale, offset = 1.0, np.array([0.0, 0.0, slab_start * spacing[2]])
-    elif part in ("full", "stitched"):
+    elif part in (Part.FULL, Part.STITCHED):
         scale, offset = 1.0, np.zeros(3)
     else:
         raise VolumeError(f"unknown part '{part}'")

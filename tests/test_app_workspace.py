@@ -180,3 +180,16 @@ def test_the_last_workspace_is_offered_at_the_next_start(main_window, qtbot, tin
     finally:
         window.close()
         delete_now(window)
+
+
+def test_a_workspace_file_names_the_3d_mode_as_plain_text(tmp_path):
+    """The default 3D mode is a RenderMode member in the app; the file holds its string, and reads back."""
+    from app.state import AppState, RenderMode
+    from app.workspace import Workspace, read_workspace, write_workspace
+
+    state = AppState()
+    assert state.render_mode is RenderMode.VOLUME
+    path = write_workspace(tmp_path / "default.json", Workspace.of(state))
+    text = path.read_text()
+    assert json.loads(text)["render"]["mode"] == "volume" and "RenderMode" not in text
+    assert read_workspace(path).render_mode == "volume"

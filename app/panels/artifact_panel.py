@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from engine.api import (
     STEP_FLOOR,
     Explorer,
+    Part,
     SampleRequest,
     Volume,
     hagan_seam_period,
@@ -74,9 +75,9 @@ class SeamComparison:
 def compare_full_stitched(explorer: Explorer, request: SampleRequest, key: tuple, progress) -> SeamComparison:
     """Generate both parts for one latent (features computed once) and measure them; runs on a worker."""
     progress(0, 3, f"{request.origin}: full volume")
-    full = explorer.volumes(request, ["full"])["full"]
+    full = explorer.volumes(request, [Part.FULL])[Part.FULL]
     progress(1, 3, f"{request.origin}: 8 independent slabs")
-    stitched = explorer.volumes(request, ["stitched"])["stitched"]
+    stitched = explorer.volumes(request, [Part.STITCHED])[Part.STITCHED]
     progress(2, 3, "seam scores")
     resolution = full.array.shape[SLAB_AXIS]
     boundaries, period = slab_boundaries(resolution), hagan_seam_period(resolution)
@@ -265,7 +266,7 @@ class ArtifactPanel(QWidget):
         if state.model is None or state.latent is None or explorer is None:
             self.context.report_error("open a model and choose a latent first")
             return
-        if "stitched" not in explorer.parts:
+        if Part.STITCHED not in explorer.parts:
             self.context.report_error(NEEDS_SLABS.format(family=state.model.card.family))
             return
         latent, key = state.latent, self._key()

@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
 from engine.api import (
     EXACT,
     EngineError,
+    Family,
+    Precision,
     allowed_precisions,
     demo_models,
     describe_device,
@@ -43,14 +45,14 @@ from ..settings import recent_files, remember_file, settings
 from ..state import LoadedModel
 
 OFFICIAL_RESOLUTIONS = ("256", "128")
-FAMILY_NAMES = {"ha-gan": "HA-GAN (hierarchical)", "split-shuffle": "Split&Shuffle-GAN"}
+FAMILY_NAMES = {Family.HA_GAN: "HA-GAN (hierarchical)", Family.SPLIT_SHUFFLE: "Split&Shuffle-GAN"}
 PATH_ROLE = Qt.ItemDataRole.UserRole
 MODEL_FILES = "Models (*.safetensors *.pth *.pt);;All files (*)"
 PRECISION_LABELS = {
-    "fp32": "fp32 (exact)",
-    "tf32": "tf32 (fast float32)",
-    "bf16": "bf16 (faster, a few HU off)",
-    "fp16": "fp16 (faster)",
+    Precision.FP32: "fp32 (exact)",
+    Precision.TF32: "tf32 (fast float32)",
+    Precision.BF16: "bf16 (faster, a few HU off)",
+    Precision.FP16: "fp16 (faster)",
 }
 
 
@@ -58,7 +60,7 @@ def precision_choices(device: torch.device | str, preview: bool) -> list[tuple[s
     """(precision, label) the device runs; the preview list starts with "auto" (the fastest native one)."""
     choices = [(p, PRECISION_LABELS[p]) for p in allowed_precisions(device)]
     if preview:
-        choices.insert(0, ("auto", f"Auto: {PRECISION_LABELS[fast_precision(device)]}"))
+        choices.insert(0, (Precision.AUTO, f"Auto: {PRECISION_LABELS[fast_precision(device)]}"))
     return choices
 
 
@@ -260,7 +262,7 @@ class ModelPanel(QWidget):
         """The choices this device runs, set to the remembered ones (else auto previews, exact exports)."""
         generation = self.context.generation
         for kind, box, fallback in (
-            ("preview", self.preview_precision_box, "auto"),
+            ("preview", self.preview_precision_box, Precision.AUTO),
             ("export", self.export_precision_box, EXACT),
         ):
             box.clear()

@@ -14,12 +14,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.api import Part
+
 from ..context import AppContext
 from ..render.scene3d import isosurface_value, volume_presets
 from ..render.window_level import WindowLevel, modality_key, window_presets
-from ..state import RENDER_MODES
+from ..state import RENDER_MODES, RenderMode
 
-MODE_NAMES = {"volume": "Volume rendering", "isosurface": "Isosurface", "mip": "Maximum intensity projection"}
+MODE_NAMES = {
+    RenderMode.VOLUME: "Volume rendering",
+    RenderMode.ISOSURFACE: "Isosurface",
+    RenderMode.MIP: "Maximum intensity projection",
+}
 PRESET_KEYS = "12345"  # key n chooses the n-th window/level preset of the list shown
 
 
@@ -102,7 +108,7 @@ class ViewPanel(QWidget):
         self._refill = True
 
     def _on_volumes(self, volumes: dict) -> None:
-        volume = volumes.get("full") or next(iter(volumes.values()), None)
+        volume = volumes.get(Part.FULL) or next(iter(volumes.values()), None)
         if volume is None:
             return
         if self._refill:
@@ -151,7 +157,7 @@ class ViewPanel(QWidget):
             return
         self.preset_box.setCurrentIndex(index)
         volumes = self.context.state.volumes
-        volume = volumes.get("full") or volumes.get("anchor")
+        volume = volumes.get(Part.FULL) or volumes.get(Part.ANCHOR)
         self.context.state.set_window(self._presets[index].window_for(volume))
 
     def _apply_values(self) -> None:

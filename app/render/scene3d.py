@@ -9,6 +9,7 @@ import pyvista as pv
 
 from engine.api import Volume
 
+from ..state import RenderMode
 from .slices import Grid
 from .window_level import WindowLevel, modality_key, viewing_presets
 
@@ -93,7 +94,7 @@ def add_3d(
     iso_value: float,
 ) -> list:
     """Add the 3D rendering of ``image`` in ``mode`` to the active renderer; returns its actors."""
-    if mode == "mip":
+    if mode == RenderMode.MIP:
         actor = plotter.add_volume(
             image,
             scalars="intensity",
@@ -107,7 +108,7 @@ def add_3d(
         )
         allow_coarse_interaction(actor)
         return [actor]
-    if mode == "isosurface":
+    if mode == RenderMode.ISOSURFACE:
         return add_surface(plotter, isosurface(image, iso_value))
     actor = plotter.add_volume(
         image,

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from engine.api import (
     PLANES,
+    Part,
     SampleRequest,
     Thumbnail,
     ThumbnailSpec,
@@ -203,7 +204,7 @@ class GalleryView(QWidget):
 
     def spec(self) -> ThumbnailSpec:
         plane, truncation = self.plane_box.currentText(), self.context.state.truncation
-        return ThumbnailSpec(plane, self.slice_box.value(), "full", truncation)
+        return ThumbnailSpec(plane, self.slice_box.value(), Part.FULL, truncation)
 
     def step_page(self, step: int) -> None:
         self.first_box.setValue(max(0, self.first_seed + step * self.page_size))
@@ -273,7 +274,7 @@ class GalleryView(QWidget):
         if item is None or page != self.loader.page:
             return
         shown = self.thumbnails.get(thumbnail.seed)
-        if shown is not None and shown.level == "full" and thumbnail.level != "full":
+        if shown is not None and shown.level == Part.FULL and thumbnail.level != Part.FULL:
             return  # never step back from full resolution to the anchor
         self.thumbnails[thumbnail.seed] = thumbnail
         item.setIcon(self._pixmap(thumbnail))
@@ -287,7 +288,7 @@ class GalleryView(QWidget):
     def _show_status(self) -> None:
         levels = [t.level for t in self.thumbnails.values()]
         total = len(self.seeds)
-        self.status.setText(f"{levels.count('full')}/{total} full resolution, {levels.count('anchor')} anchors")
+        self.status.setText(f"{levels.count(Part.FULL)}/{total} full resolution, {levels.count(Part.ANCHOR)} anchors")
 
     def window(self) -> WindowLevel:
         """The state's window, or the modality's first fixed preset, or the model's whole range."""
@@ -324,7 +325,7 @@ class GalleryView(QWidget):
         painter.setFont(font)
         painter.setPen(QColor(255, 80, 80))
         painter.drawText(picture.rect().adjusted(0, 2, -4, 0), Qt.AlignmentFlag.AlignRight, "SYNTHETIC")
-        if thumbnail.level == "anchor":
+        if thumbnail.level == Part.ANCHOR:
             painter.setPen(QColor(240, 192, 64))
             painter.drawText(picture.rect().adjusted(4, 0, 0, -2), Qt.AlignmentFlag.AlignBottom, "anchor")
         painter.end()
@@ -434,7 +435,7 @@ class GalleryView(QWidget):
             return None
 
         def work(progress):
-            requests = [SampleRequest(seed, "full", truncation=truncation) for seed in seeds]
+            requests = [SampleRequest(seed, Part.FULL, truncation=truncation) for seed in seeds]
             for number, (seed, volume) in enumerate(zip(seeds, sample_volumes(model, requests))):
                 progress(number, len(seeds), f"Exporting seed {seed}")
                 if dicom:

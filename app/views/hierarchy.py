@@ -13,7 +13,7 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QSplitter, QVBoxLayout, QWidget
 
-from engine.api import generated_affine
+from engine.api import Part, generated_affine
 
 from ..render.window_level import beyond_training_range, default_window
 from ..state import PREVIEW, AppState, LoadedModel
@@ -21,9 +21,9 @@ from .pane import Probe, VolumePane
 from .render_queue import PAINT_WAIT_TURNS
 
 TITLES = {
-    "anchor": "Low-resolution anchor (G^L)",
-    "slab": "High-resolution sub-volume (G^H on one slab)",
-    "full": "Full reconstruction (G^H on all features)",
+    Part.ANCHOR: "Low-resolution anchor (G^L)",
+    Part.SLAB: "High-resolution sub-volume (G^H on one slab)",
+    Part.FULL: "Full reconstruction (G^H on all features)",
 }
 NO_HIERARCHY = (
     "This model family ({family}) has no {part}: it generates the whole volume in one piece. "
@@ -35,7 +35,7 @@ FRAME_MS = 16  # between the panes of one delivery: each gets its own paint
 
 def model_edges(model: LoadedModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The full volume's first and last voxel edges in mm (RAS), and its affine, from the model card."""
-    affine = generated_affine(model.resolution, model.card.spacing_mm, "full")
+    affine = generated_affine(model.resolution, model.card.spacing_mm, Part.FULL)
     spacing = np.abs(np.diag(affine)[:3])
     first = affine[:3, 3] - spacing / 2
     return first, affine[:3, 3] + spacing * (model.resolution - 0.5), affine
@@ -54,7 +54,7 @@ class HierarchyView(QWidget):
         self._drawn: set[str] = set()
         self._draw_scheduled = False
         self._paint_waits = 0  # turns the next pane has waited for the previous one's paint
-        self.anchor, self.slab, self.full = (self.panes[p] for p in ("anchor", "slab", "full"))
+        self.anchor, self.slab, self.full = (self.panes[p] for p in (Part.ANCHOR, Part.SLAB, Part.FULL))
         for part, pane in self.panes.items():
             pane.name = part  # what the probe line calls it
         for pane in (self.anchor, self.slab):
@@ -169,27 +169,27 @@ class HierarchyView(QWidget):
             self.full.header.setText(f"{Path(path).name} (opened from a file)")
             self.full.modality = ""
         elif model is not None:
-            hierarchical = model.hierarchical
-            self.full.header.setText(TITLES["full"] if hierarchical else f"Full volume ({model.card.family} generator)")
+            title = TITLES[Part.FULL] if model.hierarchical else f"Full volume ({model.card.family} generator)"
+            self.full.header.setText(title)
             self.full.modality = model.card.modality
 
     def _on_volumes(self, volumes: dict) -> None:
         if self.state.window is None and volumes:
-            first = volumes.get("full") or next(iter(volumes.values()))
+            first = volumes.get(Part.FULL) or next(iter(volumes.values()))
             modality = self.state.model.card.modality if self.state.model else ""
             self.state.set_window(default_window(first, modality))  # panes without a volume skip it
         for part, pane in self.panes.items():
             volume = volumes.get(part)
-            if volume is None and "full" in volumes and "anchor" not in volumes and "slab" not in volumes:
+            if volume is None and Part.FULL in volumes and Part.ANCHOR not in volumes and Part.SLAB not in volumes:
                 hierarchical = self.state.model is None or self.state.model.hierarchical
-                if hierarchical or part == "full":  # (a one-piece model's panes say so already)
+                if hierarchical or part == Part.FULL:  # (a one-piece model's panes say so already)
                     pane.show_message(f"{TITLES[part]}: not part of a volume opened from a file")
                 self._queued.pop(part, None)
                 continue
             if volume is None or (pane.volume is volume):
                 continue
             # the model's parts share the model's frame; a volume from a file has its own
-            pane.frame_bounds = self.model_frame() if "anchor" in volumes or "slab" in volumes else None
+            pane.frame_bounds = self.model_frame() if Part.ANCHOR in volumes or Part.SLAB in volumes else None
             self._queued[part] = volume
         self._schedule_draw()
 
@@ -223,9 +223,9 @@ class HierarchyView(QWidget):
         volume = self._queued.pop(part)
         # the slab is seen within the full volume (its coronal and sagittal views); set with the slab
         # itself when both come, so that the slab pane renders once
-        if part == "slab":
-            self.slab.set_context(self.state.volumes.get("full"))
-        elif part == "full":
+        if part == Part.SLAB:
+            self.slab.set_context(self.state.volumes.get(Part.FULL))
+        elif part == Part.FULL:
             self.slab.set_context(volume)
         pane.set_volume(volume, self.state.window)
         self._drawn.add(part)

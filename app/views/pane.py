@@ -41,6 +41,7 @@ from ..render.scene3d import (
 )
 from ..render.slices import BACKGROUND, FILE_LABEL, SYNTHETIC_LABEL, Grid, box_lines, crosshair_lines, plane_lines
 from ..render.window_level import WindowLevel
+from ..state import RenderMode
 from .render_queue import render_queue
 
 # view name -> (subplot row, column, slice axis or None for 3D)
@@ -221,7 +222,7 @@ class VolumePane(QWidget):
         self.grid: Grid | None = None
         self.window = WindowLevel(2.0, 0.0)
         self.crosshair = np.zeros(3)
-        self.render_mode = "volume"
+        self.render_mode = RenderMode.VOLUME
         self.volume_preset = 0
         self.iso_value: float | None = None
         self.modality = ""
@@ -361,7 +362,7 @@ class VolumePane(QWidget):
         self.window = window
         for _grid, actor in (*self._slices.values(), *self._context_slices.values()):
             actor.mapper.scalar_range = (window.low, window.high)
-        if self.render_mode == "mip" and self.grid is not None:
+        if self.render_mode == RenderMode.MIP and self.grid is not None:
             self._3d_dirty = True
         self._update_readout()
         self.render()
@@ -608,7 +609,7 @@ class VolumePane(QWidget):
             iso = self.iso_value if self.iso_value is not None else isosurface_value(self.volume, self.modality)
             image = rendering_grid(self.grid)
             look = (self.render_mode, self.window, repr(preset), iso, image.dimensions, image.spacing, image.origin)
-            if self._actors_3d and look == self._look_3d and self.render_mode != "isosurface":
+            if self._actors_3d and look == self._look_3d and self.render_mode != RenderMode.ISOSURFACE:
                 # only the voxels changed (e.g. the next point of an interpolation): refilling the
                 # mapper's grid costs a fraction of a new actor with its transfer functions
                 target = self._actors_3d[0].mapper.dataset
@@ -616,7 +617,7 @@ class VolumePane(QWidget):
                 target.Modified()
                 return
         self._surface_request = None  # a surface still on its way is no longer wanted
-        if image is not None and self.render_mode == "isosurface":
+        if image is not None and self.render_mode == RenderMode.ISOSURFACE:
             # the old 3D view stays until the surface is ready, then the pane renders once more
             request = self._surface_request = (object(), look)
             future = MESHING.submit(isosurface, image, iso)

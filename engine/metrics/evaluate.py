@@ -33,6 +33,7 @@ from .. import __version__
 from ..atomic import atomic_write
 from ..checkpoints import load_model
 from ..device import DEVICE_CHOICES, describe_device, resolve_device
+from ..enums import Part
 from ..errors import ConfigError
 from ..generate import FastGenerator, GenerationOptions, auto_batch_size, check_part, generate_part
 from ..latent import seeds_to_z
@@ -191,7 +192,7 @@ def evaluate(settings: EvaluationSettings, progress: ProgressCallback | None = N
     device = resolve_device(settings.device)
     extractor = build_extractor(kind, settings.extractor_weights, device)
     model = load_model(settings.checkpoint, settings.resolution, device, parts=("G", "E", "Sub_E"))
-    check_part(model, "full")  # a 2D slice model makes no volumes to compare
+    check_part(model, Part.FULL)  # a 2D slice model makes no volumes to compare
     card, resolution = model.card, model.config.resolution
     boundaries, period = slab_boundaries(resolution), hagan_seam_period(resolution)
     ct = card.modality == "ct" or card.intensity.unit.upper() == "HU"
@@ -272,7 +273,7 @@ def _generate(model: AnyModel, settings: EvaluationSettings, extractor: Extracto
     stats = new_stats()
     config = model.config
     count = settings.samples
-    batch = settings.batch_size or auto_batch_size(model, "full", count, GenerationOptions())
+    batch = settings.batch_size or auto_batch_size(model, Part.FULL, count, GenerationOptions())
     runner = FastGenerator(model.generator) if model.hierarchical else _WholeVolume(model)
     seam_count = min(settings.seam_samples, count) if model.hierarchical else 0
     paired: dict[str, list[np.ndarray]] = {"full": [], "stitched": [], "full_adjacent": [], "stitched_adjacent": []}

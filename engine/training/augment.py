@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import torch
 
+from ..enums import Family
 from ..errors import ConfigError
 
 POLICIES = ("translation", "cutout", "color")
@@ -60,7 +61,7 @@ def check_options(diffaugment: str, ada_target: float, r1: float, r1_every: int,
         raise ConfigError(f"--r1 must be 0 (off) or positive, got {r1}")
     if r1_every < 1:
         raise ConfigError(f"--r1-every must be at least 1, got {r1_every}")
-    if family != "ha-gan" and (policies or r1):
+    if family != Family.HA_GAN and (policies or r1):
         raise ConfigError("--diffaugment, --ada-target and --r1 are for HA-GAN")
 
 

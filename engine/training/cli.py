@@ -11,9 +11,10 @@ from pathlib import Path
 import torch
 
 from ..device import DEVICE_CHOICES
+from ..enums import Family, PhantomKind
 from ..errors import ConfigError, TrainingError
 from ..validation import add_force_option, check_output
-from .config import PRESETS, SPLIT_SHUFFLE_PRESETS, TrainConfig
+from .config import PRESETS, SPLIT_SHUFFLE_PRESETS, TRAIN_PRECISIONS, TrainConfig
 from .distributed import Distributed, setup, teardown
 from .hagan_trainer import HAGANTrainer
 from .init_source import adopt_hagan_network, adopt_network, check_sources
@@ -22,7 +23,7 @@ from .run_guard import RunLock, load_run_config, remove_stale_temp_files, resume
 from .split_shuffle_trainer import SplitShuffleTrainer
 from .trainer import Trainer
 
-TRAINERS = {"ha-gan": HAGANTrainer, "split-shuffle": SplitShuffleTrainer}
+TRAINERS = {Family.HA_GAN: HAGANTrainer, Family.SPLIT_SHUFFLE: SplitShuffleTrainer}
 
 # option -> (type, help); defaults come from TrainConfig (the reference's values)
 _OPTIONS = {
@@ -112,7 +113,9 @@ def register(commands) -> None:
     )
     source = train.add_mutually_exclusive_group()
     source.add_argument("--data", help="a preprocessed folder (python -m engine preprocess) or a NIfTI folder")
-    source.add_argument("--phantoms", choices=("chest-ct", "brain-mri"), help="train on built-in phantoms")
+    source.add_argument(
+        "--phantoms", choices=tuple(kind.value for kind in PhantomKind), help="train on built-in phantoms"
+    )
     train.add_argument("--out", help="the run folder (checkpoints, TensorBoard logs, model.safetensors)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest complete checkpoint")
     train.add_argument(
@@ -128,7 +131,7 @@ def register(commands) -> None:
     train.add_argument("--grad-checkpoint", action="store_true", default=None, help="recompute G^A in backward")
     train.add_argument(
         "--precision",
-        choices=("fp32", "bf16", "fp16"),
+        choices=tuple(precision.value for precision in TRAIN_PRECISIONS),  # plain strings: argparse shows their repr
         default=None,
         help="mixed precision: bf16 on CUDA or a CPU with bf16 instructions, fp16 on CUDA",
     )
@@ -188,9 +191,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise ConfigError(f"{out}: exists and is not a folder")
     if (out / "config.json").exists():
         raise ConfigError(f"{out} already holds a run; continue it with --resume {out} or choose another folder")
-    if given.get("init_from") and given.get("family") == "split-shuffle" and given.get("stage", "3d") == "3d":
+    family = given.get("family", Family.HA_GAN)
+    if given.get("init_from") and family == Family.SPLIT_SHUFFLE and given.get("stage", "3d") == "3d":
         given = adopt_network(given, given["init_from"])  # the 2D model's widths unless given
-    elif given.get("init_from") and given.get("family", "ha-gan") == "ha-gan" and not given.get("init_from_2d"):
+    elif given.get("init_from") and family == Family.HA_GAN and not given.get("init_from_2d"):
         given = adopt_hagan_network(given, given["init_from"])  # the source's widths unless given
     cfg = TrainConfig(data=data, out=str(out), **given)
     check_sources(cfg)  # before the run folder is made

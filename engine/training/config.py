@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..atomic import atomic_write
-from ..enums import Family
+from ..enums import Family, Precision
 from ..errors import ConfigError
 from ..models.hagan import HAGANConfig
 from ..models.inflate import check_strategy
@@ -37,8 +37,9 @@ SPLIT_SHUFFLE_PRESETS = {
     "small": dict(latent_dim=128, g_width=16, d_width=16, max_width=128),
     "tiny": dict(latent_dim=16, g_width=8, d_width=8, max_width=32),
 }
-DEFAULT_PRESET = {"ha-gan": "official", "split-shuffle": "default"}
-PRESETS_BY_FAMILY = {"ha-gan": PRESETS, "split-shuffle": SPLIT_SHUFFLE_PRESETS}
+DEFAULT_PRESET = {Family.HA_GAN: "official", Family.SPLIT_SHUFFLE: "default"}
+PRESETS_BY_FAMILY = {Family.HA_GAN: PRESETS, Family.SPLIT_SHUFFLE: SPLIT_SHUFFLE_PRESETS}
+TRAIN_PRECISIONS = (Precision.FP32, Precision.BF16, Precision.FP16)
 
 
 @dataclass
@@ -47,7 +48,7 @@ class TrainConfig:
 
     data: str = ""  # a folder (preprocessed or NIfTI), or "phantoms:chest-ct" / "phantoms:brain-mri"
     out: str = ""
-    family: str = "ha-gan"  # or "split-shuffle"
+    family: str = Family.HA_GAN  # or Family.SPLIT_SHUFFLE
     resolution: int = 256
     preset: str = ""  # "": the family's default (HA-GAN "official", split-shuffle "default")
     latent_dim: int = 0  # 0: from the preset
@@ -82,7 +83,7 @@ class TrainConfig:
     r1: float = 0.0  # HA-GAN: weight gamma of the R1 penalty on D's real inputs; 0 = off
     r1_every: int = 16  # lazy R1: the penalty every this many iterations
     ema: float = 0.0  # decay of an exponential moving average of G; 0 = off
-    precision: str = "fp32"  # fp32 | bf16 (CUDA, CPUs with bf16 instructions) | fp16 (CUDA)
+    precision: str = Precision.FP32  # fp32 | bf16 (CUDA, CPUs with bf16 instructions) | fp16 (CUDA)
     grad_checkpoint: bool = False
     augment: bool = False
     seed: int = 0
@@ -100,7 +101,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ConfigError(f"unknown family '{self.family}'; choose one of {', '.join(FAMILIES)}")
-        presets = PRESETS if self.family == "ha-gan" else SPLIT_SHUFFLE_PRESETS
+        # plain strings: the settings are pickled into run checkpoints, which load with weights_only=True
+        self.family, self.precision = str(self.family), str(self.precision)
+        presets = PRESETS_BY_FAMILY[self.family]
         self.preset = self.preset or DEFAULT_PRESET[self.family]
         if self.preset not in presets:
             raise ConfigError(f"unknown {self.family} preset '{self.preset}'; choose one of {', '.join(presets)}")
@@ -110,7 +113,7 @@ class TrainConfig:
         self._check_family_options()
         if self.iterations < 1 or self.batch_size < 1:
             raise ConfigError("iterations and batch size must be at least 1")
-        if self.precision not in ("fp32", "bf16", "fp16"):
+        if self.precision not in TRAIN_PRECISIONS:
             raise ConfigError(f"unknown precision '{self.precision}'")
         if self.mode_seeking < 0:
             raise ConfigError(f"--mode-seeking must be 0 (off) or positive, got {self.mode_seeking}")
@@ -158,7 +161,7 @@ class TrainConfig:
         """Options of the other family, or combinations that cannot work, are one-line errors."""
         check_block_type(self.blocks or "dense")
         check_strategy(self.inflate or "center", self.fc_init)
-        if self.family == "ha-gan":
+        if self.family == Family.HA_GAN:
             if self.init_from and self.init_from_2d:
                 raise ConfigError("give --init-from (an HA-GAN to fine-tune) or --init-from-2d (a 2D model), not both")
             for name in ("stage", "slice_axis"):
@@ -185,13 +188,13 @@ class TrainConfig:
                 raise ConfigError(f"unknown slice axis '{self.slice_axis}'; choose one of {', '.join(SLICE_AXES)}")
         if self.slices_per_volume < 1:
             raise ConfigError("--slices-per-volume must be at least 1")
-        inflated = self.init_from_2d if self.family == "ha-gan" else self.init_from
+        inflated = self.init_from_2d if self.family == Family.HA_GAN else self.init_from
         if self.inflate not in ("", "random") and not inflated:
-            option = "--init-from-2d" if self.family == "ha-gan" else "--init-from"
+            option = "--init-from-2d" if self.family == Family.HA_GAN else "--init-from"
             raise ConfigError(f"--inflate {self.inflate} needs a 2D model to inflate ({option})")
 
     def network(self) -> HAGANConfig | SplitShuffleConfig:
-        if self.family == "split-shuffle":
+        if self.family == Family.SPLIT_SHUFFLE:
             return SplitShuffleConfig(
                 resolution=self.resolution,
                 dims=2 if self.stage == "2d" else 3,

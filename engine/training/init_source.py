@@ -17,6 +17,7 @@ from pathlib import Path
 from torch import nn
 
 from ..checkpoints import load_model, load_official, read_model_card
+from ..enums import Family
 from ..errors import ConfigError, first_line
 from ..models.hagan import HAGANConfig
 from ..models.inflate import inflate, inflate_matching
@@ -126,7 +127,7 @@ def check_sources(cfg: TrainConfig) -> None:
         check_2d_source(cfg.init_from_2d, "--init-from-2d")
     if not cfg.init_from:
         return
-    if cfg.family == "ha-gan":
+    if cfg.family == Family.HA_GAN:
         _check_same(check_hagan_source(cfg.init_from, cfg.resolution), cfg.network(), cfg.init_from, "HA-GAN")
         return
     config = check_2d_source(cfg.init_from, "--init-from")

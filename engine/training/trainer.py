@@ -23,6 +23,7 @@ from .. import __version__
 from ..card import ModelCard
 from ..checkpoints import save_model
 from ..device import cpu_has_bf16, describe_hardware
+from ..enums import PhantomKind, Precision
 from ..errors import CheckpointError, ConfigError, first_line
 from ..precision import cuda_math_description
 from ..volume import IntensityMapping
@@ -48,11 +49,11 @@ def check_precision(precision: str, device: torch.device) -> None:
     On a CPU with AVX512-BF16 or AMX, bf16 autocast makes a 128^3 HA-GAN iteration about 3x faster
     (benchmarks/train_step.py); without them oneDNN emulates bf16 and it would be slower than fp32.
     """
-    if precision == "fp16" and device.type != "cuda":
+    if precision == Precision.FP16 and device.type != "cuda":
         raise ConfigError("fp16 training needs a CUDA GPU (its loss scaler); use bf16 or fp32 here")
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+    if precision == Precision.BF16 and device.type == "cpu" and not cpu_has_bf16():
         raise ConfigError("bf16 training on this CPU would be emulated (no AVX512-BF16/AMX); use fp32")
-    if precision == "bf16" and device.type not in ("cuda", "cpu"):
+    if precision == Precision.BF16 and device.type not in ("cuda", "cpu"):
         raise ConfigError(f"bf16 training runs on CUDA GPUs and CPUs, not on {device.type}; use fp32")
 
 
@@ -84,7 +85,7 @@ class Trainer:
         self.ema: nn.Module | None = None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.build()
-        use_scaler = cfg.precision == "fp16"
+        use_scaler = cfg.precision == Precision.FP16
         self.scalers = {name: torch.amp.GradScaler("cuda", enabled=use_scaler) for name in self.optimizers}
         # One generator for latents and crop positions (or slices), identical on every process:
         # each process takes its slice of the global batch, so N processes draw what one would.
@@ -158,7 +159,7 @@ class Trainer:
         return torch.optim.Adam(module.parameters(), lr=lr, betas=(self.cfg.beta1, self.cfg.beta2), eps=1e-8)
 
     def autocast(self):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.precision)
+        dtype = {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(self.cfg.precision)
         return torch.autocast(self.env.device.type, dtype=dtype, enabled=dtype is not None)
 
     def latents(self, count: int, per_process: int) -> torch.Tensor:
@@ -178,7 +179,7 @@ class Trainer:
         optimizer, scaler = self.optimizers[name], self.scalers[name]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        if self.cfg.precision != "fp16" and not finite_gradients(optimizer):
+        if self.cfg.precision != Precision.FP16 and not finite_gradients(optimizer):
             optimizer.zero_grad(set_to_none=True)
             self._skip_update(name, float(loss.detach()))
             return
@@ -405,4 +406,4 @@ class Trainer:
 def data_label(summary: dict) -> str:
     """What the data was, for a default model name: 'chest-ct phantoms' or 'CT'."""
     kind = summary.get("kind", "")
-    return f"{kind} phantoms" if kind in ("chest-ct", "brain-mri") else summary.get("modality", "").upper()
+    return f"{kind} phantoms" if kind in tuple(PhantomKind) else summary.get("modality", "").upper()

@@ -29,6 +29,8 @@ from engine.api import (
     FAMILIES,
     PHANTOM_KINDS,
     EngineError,
+    Family,
+    Precision,
     TrainConfig,
     available_devices,
     read_model_card,
@@ -92,8 +94,8 @@ class TrainForm(QWidget):
         self.init_hint.setWordWrap(True)
         self.init_hint.setVisible(False)
         self.precision_box = QComboBox()
-        self.precision_box.addItem("fp32", "fp32")
-        self.precision_box.addItem("bf16 (faster)", "bf16")
+        self.precision_box.addItem("fp32", Precision.FP32)
+        self.precision_box.addItem("bf16 (faster)", Precision.BF16)
         self.precision_box.setToolTip(
             "bf16: mixed precision on CUDA GPUs and on CPUs with bf16 instructions (about 3x faster there)"
         )
@@ -175,7 +177,7 @@ class TrainForm(QWidget):
             modality=self.modality_box.currentData() if kind == FOLDER else "",
             precision=self.precision_box.currentData(),
             init_from=self.init_edit.text().strip(),
-            mode_seeking=self.mode_seeking_box.value() if family == DEFAULT_FAMILY else 0.0,  # an HA-GAN option
+            mode_seeking=self.mode_seeking_box.value() if family == Family.HA_GAN else 0.0,  # an HA-GAN option
         )
 
     def fill(self, config: TrainConfig) -> None:
@@ -218,7 +220,7 @@ class TrainForm(QWidget):
 
     def _fill_presets(self, family: str) -> None:
         """The family's presets, keeping the chosen name where the family has it too."""
-        self.mode_seeking_box.setEnabled(family == DEFAULT_FAMILY)  # an HA-GAN option
+        self.mode_seeking_box.setEnabled(family == Family.HA_GAN)  # an HA-GAN option
         chosen = self.preset_box.currentText() or "small"
         self.preset_box.clear()
         for name, widths in family_presets(family).items():
