@@ -14,6 +14,7 @@ also run the straightforward pass (``FastGenerator`` falls back to it).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -26,7 +27,16 @@ from .latent import lerp, seed_to_z, slerp, truncate
 from .model import AnyModel, SplitShuffleModel
 from .models.hagan import Generator
 from .precision import PRECISIONS, math_mode, resolve_precision
-from .subpixel import conv3d_chunked, group_norm_relu_, phase_kernels, upsample_conv3d
+from .subpixel import (
+    CHANNELS_LAST,
+    conv3d_chunked,
+    group_norm_affine,
+    group_norm_relu_,
+    phase_kernels,
+    transposed_kernel,
+    upsample_conv3d,
+    upsample_conv3d_transposed,
+)
 from .validation import MAX_FRAMES
 from .volume import RAW, Volume, generated_affine
 
@@ -62,6 +72,8 @@ class FastGenerator:
         self.budget = int(budget_mb * (1 << 20))
         self.rows = chunk_rows
         self.dtype = PRECISIONS[self.precision]
+        # oneDNN and cuDNN run the stride-2 transposed convolution well; MPS keeps the phase kernels
+        self.transposed = next(generator.parameters()).device.type != "mps"
         self._upsampled = {f"tp_conv{i}" for i in generator.upsample_before} | {"tp_conv6", "tp_conv7"}
 
     @torch.inference_mode()
@@ -92,13 +104,16 @@ class FastGenerator:
         g = self.generator
         if not self.subpixel:
             return g.high_res(features.float())
-        # G^H's intermediate (g channels at S/2) is made with a zero border, so the last
-        # convolution reads it in place; the 1-channel S^3 output is the only full-size tensor.
-        x = upsample_conv3d(
-            features.to(self.dtype), *self._phases("tp_conv6"), self.budget, self.rows, output_bordered=True
+        # G^H's intermediate (g channels at S/2) is normalised while the last convolution copies
+        # its chunks: its GroupNorm + ReLU costs no pass of its own; the 1-channel S^3 output is
+        # the only full-size tensor.
+        x = self._conv("tp_conv6", features.to(self.dtype))
+        norm = g.bn6
+        # in x's dtype: a float32 scale on bf16 data would take a slow mixed-dtype kernel
+        normalize = tuple(
+            t.to(x.dtype) for t in group_norm_affine(x, norm.num_groups, norm.weight, norm.bias, norm.eps)
         )
-        self._norm_relu(g.bn6, x, bordered=True)
-        x = upsample_conv3d(x, *self._phases("tp_conv7"), self.budget, self.rows, input_bordered=True)
+        x = upsample_conv3d(x, *self._phases("tp_conv7"), self.budget, self.rows, normalize)
         return x.tanh_().float()
 
     def slab(self, features: torch.Tensor, start: int) -> torch.Tensor:
@@ -114,22 +129,43 @@ class FastGenerator:
         return torch.cat([self.slab(features, k * t) for k in range(8)], dim=2)
 
     def _conv(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        conv = self.generator.get_submodule(name)
-        weight, bias = conv.weight.to(self.dtype), conv.bias.to(self.dtype)
         if name not in self._upsampled:
-            return conv3d_chunked(x, weight, bias, self.budget, self.rows)
+            return conv3d_chunked(x, *self._weights(name, "plain"), self.budget, self.rows)
         if x[0, 0].numel() <= 64:
-            # a 4^3 input: plain upsampling is tiny, and cheaper than deriving phase kernels
-            return F.conv3d(F.interpolate(x, scale_factor=2), weight, bias, padding=1)
+            # a 4^3 input: plain upsampling is tiny, and cheaper than deriving kernels
+            return F.conv3d(F.interpolate(x, scale_factor=2), *self._weights(name, "plain"), padding=1)
+        if self.transposed:
+            return upsample_conv3d_transposed(x, *self._weights(name, "transposed"))
         return upsample_conv3d(x, *self._phases(name), self.budget, self.rows)
 
     def _phases(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Phase kernels and bias of an upsampling convolution (derived per call, never stored)."""
-        conv = self.generator.get_submodule(name)
-        return phase_kernels(conv.weight.float()).to(self.dtype), conv.bias.to(self.dtype)  # sums in float32
+        """Phase kernels and bias of an upsampling convolution."""
+        return self._weights(name, "phases")
 
-    def _norm_relu(self, norm: torch.nn.GroupNorm, x: torch.Tensor, bordered: bool = False) -> None:
-        group_norm_relu_(x, norm.num_groups, norm.weight, norm.bias, norm.eps, self.rows or 16, bordered)
+    def _weights(self, name: str, form: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """A convolution's weight in ``form`` (plain, phases, transposed) and bias, in this runner's dtype.
+
+        Derived once per generator, form and dtype, and kept beside the generator while its
+        parameters stay the same tensors, unchanged (the app makes volume after volume).
+        """
+        conv = self.generator.get_submodule(name)
+        cache = _DERIVED.setdefault(self.generator, {})
+        stamp = (conv.weight.data_ptr(), conv.weight._version, conv.bias.data_ptr(), conv.bias._version)
+        key = (name, form, self.dtype)
+        if key not in cache or cache[key][0] != stamp:
+            derive = {"plain": lambda w: w, "phases": phase_kernels, "transposed": transposed_kernel}[form]
+            weight = derive(conv.weight.detach().float()).to(self.dtype)  # sums in float32
+            if form == "plain":
+                weight = weight.contiguous(memory_format=CHANNELS_LAST)
+            cache[key] = (stamp, (weight, conv.bias.detach().to(self.dtype)))
+        return cache[key][1]
+
+    def _norm_relu(self, norm: torch.nn.GroupNorm, x: torch.Tensor) -> None:
+        group_norm_relu_(x, norm.num_groups, norm.weight, norm.bias, norm.eps, self.rows or 16)
+
+
+# kernels derived from each generator's weights (FastGenerator._weights), dropped with the generator
+_DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def check_options(budget_mb: float, precision: str, device: torch.device) -> str:
