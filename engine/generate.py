@@ -28,10 +28,8 @@ from .model import AnyModel, SplitShuffleModel
 from .models.hagan import Generator
 from .precision import PRECISIONS, math_mode, resolve_precision
 from .subpixel import (
-    CHANNELS_LAST,
     conv3d_chunked,
     group_norm_affine,
-    group_norm_relu_,
     phase_kernels,
     transposed_kernel,
     upsample_conv3d,
@@ -83,8 +81,7 @@ class FastGenerator:
             return g.features(z, labels)
         x = g.fc1(g.latent_input(z, labels)).view(z.shape[0], 16 * self.config.g_width, 4, 4, 4).to(self.dtype)
         for i in range(1, 6):
-            x = self._conv(f"tp_conv{i}", x)
-            self._norm_relu(getattr(g, f"bn{i}"), x)
+            x = self._norm_relu(getattr(g, f"bn{i}"), self._conv(f"tp_conv{i}", x))
         return x
 
     @torch.inference_mode()
@@ -95,8 +92,7 @@ class FastGenerator:
             return head(features.float())
         x = features.to(self.dtype)
         for i in (1, 2):
-            x = self._conv(f"sub_G.tp_conv{i}", x)
-            self._norm_relu(getattr(head, f"bn{i}"), x)
+            x = self._norm_relu(getattr(head, f"bn{i}"), self._conv(f"sub_G.tp_conv{i}", x))
         return self._conv("sub_G.tp_conv3", x).tanh_().float()
 
     @torch.inference_mode()
@@ -154,14 +150,15 @@ class FastGenerator:
         key = (name, form, self.dtype)
         if key not in cache or cache[key][0] != stamp:
             derive = {"plain": lambda w: w, "phases": phase_kernels, "transposed": transposed_kernel}[form]
-            weight = derive(conv.weight.detach().float()).to(self.dtype)  # sums in float32
-            if form == "plain":
-                weight = weight.contiguous(memory_format=CHANNELS_LAST)
+            weight = derive(conv.weight.detach().float()).to(self.dtype)  # sums in float32; fp32 plain: no copy
             cache[key] = (stamp, (weight, conv.bias.detach().to(self.dtype)))
         return cache[key][1]
 
-    def _norm_relu(self, norm: torch.nn.GroupNorm, x: torch.Tensor) -> None:
-        group_norm_relu_(x, norm.num_groups, norm.weight, norm.bias, norm.eps, self.rows or 16)
+    def _norm_relu(self, norm: torch.nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+        # torch's own kernel (vectorised for channels-last, float32 statistics also for bf16) beats
+        # chunked passes here; G^A's tensors are small next to G^H's
+        weight, bias = norm.weight.to(x.dtype), norm.bias.to(x.dtype)
+        return F.group_norm(x, norm.num_groups, weight, bias, norm.eps).relu_()
 
 
 # kernels derived from each generator's weights (FastGenerator._weights), dropped with the generator

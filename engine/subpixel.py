@@ -16,9 +16,9 @@ Two ways to run that without ever building the upsampled input (27/8 fewer multi
   their one-row halo, so temporaries stay within a memory budget; used for G^H's last,
   one-channel layer, where a transposed convolution is slow.
 
-GroupNorm only needs per-channel sums and sums of squares: they come from matrix products
-(oneDNN/BLAS speed, where a strided reduction crawls), chunk by chunk. Its scale, shift and ReLU
-are applied in place, or while a chunk is copied for the next convolution.
+G^H's GroupNorm only needs per-channel sums and sums of squares: they come from matrix products
+(oneDNN/BLAS speed, where a strided reduction crawls), chunk by chunk; its scale, shift and ReLU
+are applied while each chunk is copied for the last convolution (no pass of their own).
 
 Tensors here are kept channels-last (``torch.channels_last_3d``): convolutions run near GEMM
 speed on CPUs, and interleaving phases then copies contiguous runs of channels.
@@ -190,19 +190,3 @@ def group_norm_affine(
     scale = inv_std.repeat_interleave(per_group, dim=1) * weight.detach().to(wide)
     shift = bias.detach().to(wide) - mean.repeat_interleave(per_group, dim=1) * scale
     return tuple(t.float().view(n, channels, 1, 1, 1) for t in (scale, shift))
-
-
-def group_norm_relu_(
-    x: torch.Tensor,
-    groups: int,
-    weight: torch.Tensor,
-    bias: torch.Tensor,
-    eps: float,
-    rows: int = 16,
-) -> torch.Tensor:
-    """relu(group_norm(x)) in place on a channels-last x (statistics by ``group_norm_affine``), in chunks of D rows."""
-    scale, shift = (t.to(x.dtype) for t in group_norm_affine(x, groups, weight, bias, eps))
-    for start in range(0, x.shape[2], rows):
-        chunk = x[:, :, start : start + rows]
-        torch.addcmul(shift, chunk, scale, out=chunk).relu_()
-    return x
