@@ -41,6 +41,8 @@ from engine.volume import Volume  # noqa: E402
 KINDS = {
     "convolution": ("conv", "mkldnn_convolution", "convolution", "addmm", "linear"),
     "groupnorm": (
+        "group_norm",
+        "native_group_norm",
         "var_mean",
         "addcmul",
         "relu",

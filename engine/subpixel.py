@@ -35,7 +35,7 @@ PHASE_TAPS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0],
 # tap k of a stride-2, padding-1 transposed convolution from the 3 taps: output 2i reads input i
 # with tap 1 and i - 1 with tap 3; output 2i + 1 reads i with tap 2 and i + 1 with tap 0
 TRANSPOSED_TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-# GroupNorm statistics of bf16/fp16 tensors: float32 chunks of 32 MB (fewer, larger products are faster)
+# GroupNorm statistics of bf16/fp16 tensors off the CPU: float32 chunks of 32 MB (fewer, larger products are faster)
 STATISTICS_ELEMENTS = 1 << 23
 
 
@@ -166,10 +166,16 @@ def group_norm_affine(
     (``ones @ X`` and the diagonal of ``X^T X`` for the chunk as a voxels x channels matrix),
     in float32 (bf16/fp16 chunks are widened first: their own products would round), and are
     accumulated in float64 (MPS has no float64: float32 there). Groups then sum their channels.
+    bf16/fp16 on the CPU: torch's own GroupNorm kernel gives the float32 mean and 1/std faster
+    (its normalised output, in x's dtype, is dropped).
     """
     n, channels, depth, height, width = x.shape
     per_group = channels // groups
     wide = torch.float32 if x.device.type == "mps" else torch.float64
+    if x.dtype != torch.float32 and x.device.type == "cpu":
+        unit = torch.ones(channels), torch.zeros(channels)  # float32 affine: float32 statistics
+        _, mean, inv_std = torch.native_group_norm(x, *unit, n, channels, depth * height * width, groups, eps)
+        return _scale_shift(mean.to(wide), inv_std.to(wide), weight, bias, per_group)
     plane = height * width * channels
     rows = depth if x.dtype == torch.float32 else max(1, STATISTICS_ELEMENTS // plane)
     last = x.permute(0, 2, 3, 4, 1)  # (N, D, H, W, C) view, contiguous when x is channels-last
@@ -186,6 +192,12 @@ def group_norm_affine(
     mean = sums.view(n, groups, per_group).sum(2) / count
     mean_square = squares.view(n, groups, per_group).sum(2) / count
     inv_std = torch.rsqrt((mean_square - mean.square()).clamp_min(0.0) + eps)
+    return _scale_shift(mean, inv_std, weight, bias, per_group)
+
+
+def _scale_shift(mean: torch.Tensor, inv_std: torch.Tensor, weight, bias, per_group: int):
+    """Per-group (N, G) statistics and per-channel affine -> per-channel (scale, shift), (N, C, 1, 1, 1) float32."""
+    wide, (n, channels) = mean.dtype, (mean.shape[0], mean.shape[1] * per_group)
     # per (sample, channel): y = x * scale + shift
     scale = inv_std.repeat_interleave(per_group, dim=1) * weight.detach().to(wide)
     shift = bias.detach().to(wide) - mean.repeat_interleave(per_group, dim=1) * scale
