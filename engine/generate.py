@@ -146,9 +146,10 @@ class FastGenerator:
         """
         conv = self.generator.get_submodule(name)
         cache = _DERIVED.setdefault(self.generator, {})
-        stamp = (conv.weight.data_ptr(), conv.weight._version, conv.bias.data_ptr(), conv.bias._version)
+        # the parameters themselves are kept in the stamp: their memory cannot be reused by others
+        stamp = (conv.weight, conv.bias, _changes(conv.weight), _changes(conv.bias))
         key = (name, form, self.dtype)
-        if key not in cache or cache[key][0] != stamp:
+        if key not in cache or not _same(cache[key][0], stamp):
             derive = {"plain": lambda w: w, "phases": phase_kernels, "transposed": transposed_kernel}[form]
             weight = derive(conv.weight.detach().float()).to(self.dtype)  # sums in float32; fp32 plain: no copy
             cache[key] = (stamp, (weight, conv.bias.detach().to(self.dtype)))
@@ -159,6 +160,16 @@ class FastGenerator:
         # chunked passes here; G^A's tensors are small next to G^H's
         weight, bias = norm.weight.to(x.dtype), norm.bias.to(x.dtype)
         return F.group_norm(x, norm.num_groups, weight, bias, norm.eps).relu_()
+
+
+def _changes(tensor: torch.Tensor) -> int | None:
+    """How often the tensor was changed in place (inference tensors keep no count)."""
+    return None if tensor.is_inference() else tensor._version
+
+
+def _same(old: tuple, new: tuple) -> bool:
+    """The same parameter tensors (identity), changed as often."""
+    return old[0] is new[0] and old[1] is new[1] and old[2:] == new[2:]
 
 
 # kernels derived from each generator's weights (FastGenerator._weights), dropped with the generator

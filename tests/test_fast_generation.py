@@ -72,6 +72,21 @@ def test_every_part_equals_the_straightforward_pass(resolution, batch):
             assert (ours - expected).abs().max() < TOLERANCE
 
 
+def test_a_generator_whose_weights_change_gives_the_new_volume():
+    config = HAGANConfig(resolution=32, latent_dim=16, g_width=16)
+    g = lively_generator(config)
+    z = torch.randn(1, 16)
+    first = FastGenerator(g)
+    before = first.full(first.features(z))  # the derived kernels are kept beside g now
+    with torch.no_grad():
+        g.tp_conv6.weight.mul_(-1.5)  # in place, as an optimiser step or an EMA update does
+        g.tp_conv3.weight = torch.nn.Parameter(g.tp_conv3.weight * 0.5)  # replaced
+        expected = g.full(g.features(z))
+    fast = FastGenerator(g)
+    after = fast.full(fast.features(z))
+    assert (after - expected).abs().max() < TOLERANCE and (after - before).abs().max() > 0.1
+
+
 def test_generate_part_defaults_to_the_fast_path_and_keeps_reference_on_request(monkeypatch):
     config = HAGANConfig(resolution=32, latent_dim=16, g_width=16)
     model = HAGANModel(ModelCard(config=config), lively_generator(config))
