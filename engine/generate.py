@@ -1,8 +1,9 @@
 """Turning latents into volumes: the parts of the hierarchy, as tensors or as Volumes.
 
 By default every part is computed by ``FastGenerator``: the same arithmetic as the networks'
-straightforward forward pass, but with sub-pixel convolutions instead of upsample-then-convolve
-and GroupNorm statistics accumulated in chunks (see ``engine.subpixel``). The output equals the
+straightforward forward pass, but with sub-pixel (stride-2 transposed or phase-kernel)
+convolutions instead of upsample-then-convolve, and G^H's GroupNorm folded into its last
+convolution's input chunks (see ``engine.subpixel``). The output equals the
 straightforward pass to float32 rounding (no tiling, no seams) at a fraction of the time and
 memory. ``reference=True`` runs the straightforward pass for comparison; ``reference=None`` runs
 whichever path is faster on the model's device (``reference_is_faster``): both give the same volume.
@@ -45,8 +46,10 @@ DEFAULT_BUDGET_MB = 256
 class FastGenerator:
     """``features`` / ``anchor`` / ``slab`` / ``full`` / ``stitched`` of a Generator, computed lean.
 
-    ``budget_mb`` bounds the temporaries of each convolution (the chunk thickness along D is
-    chosen from it); ``chunk_rows`` fixes that thickness instead. The result depends on neither.
+    ``budget_mb`` bounds the temporaries of the chunked convolutions (G^H's last one and G^A's
+    plain ones; the chunk thickness along D is chosen from it); ``chunk_rows`` fixes that
+    thickness instead. The result depends on neither. The transposed convolutions run whole:
+    they need no temporaries beyond their output.
     ``precision`` (see ``engine.precision``) sets the dtype of the arithmetic; callers run the
     methods inside ``math_mode(runner.precision, device)`` for CUDA's TF32 switches.
 
