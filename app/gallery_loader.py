@@ -1,16 +1,19 @@
 """Fills a gallery page with thumbnails: memory hits at once, then anchors, then full resolution, in jobs.
 
-A page is a list of seeds and one ``ThumbnailSpec``. Thumbnails already in the memory cache are
-delivered before ``load`` returns (a revisit is instant). The rest come from jobs on the inference
-thread, a few seeds each, so that a volume the user asks for waits at most for one small job: all
-anchors of the page first (hierarchical models), then the full-resolution slices. A new page
-supersedes the old one: its running job stops at its next seed, its queued jobs never start, and
-late thumbnails are dropped. Each thumbnail reaches the UI thread as soon as it is made.
+A page is a list of seeds and one ``ThumbnailSpec``, made in the precision of the app's previews
+(bf16 where the processor runs it natively, unless chosen otherwise in the Model panel). Thumbnails
+already in the memory cache are delivered before ``load`` returns (a revisit is instant). The rest
+come from jobs on the inference thread, a few seeds each, so that a volume the user asks for waits
+at most for one small job: all anchors of the page first (hierarchical models), then the
+full-resolution slices. A new page supersedes the old one: its running job stops at its next seed,
+its queued jobs never start, and late thumbnails are dropped. Each thumbnail reaches the UI thread
+as soon as it is made.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
@@ -31,9 +34,16 @@ class GalleryLoader(QObject):
     failed = Signal(str)  # one-line cause
     _made = Signal(int, object)  # from the worker thread (queued to the UI thread)
 
-    def __init__(self, jobs: JobRunner, memory_bytes: int = DEFAULT_MEMORY_BYTES, parent: QObject | None = None):
+    def __init__(
+        self,
+        jobs: JobRunner,
+        memory_bytes: int = DEFAULT_MEMORY_BYTES,
+        parent: QObject | None = None,
+        precision: Callable[[], str] = lambda: "auto",
+    ):
         super().__init__(parent)
         self.jobs = jobs
+        self.precision = precision  # asked at each page: the previews' precision, which the user may change
         self.cache = ThumbnailCache(user_data_dir() / "thumbnails", memory_bytes)
         self.maker: ThumbnailMaker | None = None
         self.page = 0
@@ -52,6 +62,7 @@ class GalleryLoader(QObject):
         page = self.page
         if self.maker is None:
             return page
+        spec = dataclasses.replace(spec, precision=self.precision())
         levels = (Part.ANCHOR, Part.FULL) if self.maker.hierarchical else (Part.FULL,)
         missing = {level: [] for level in levels}
         for seed in seeds:

@@ -10,7 +10,11 @@ turn, ``--repeat`` times (reference, fast, bf16, reference, fast, bf16, ...), so
 every row alike; times are medians.
 
 CPU: every run is a whole ``python -m engine sample`` process; peak memory is its peak resident
-set. CUDA: runs happen in this process after a warm-up of each row, timed with CUDA events in
+set. Beside it, the generation alone: the model loaded once in this process, each row warmed up
+once, then the rows run in turn ``--repeat`` times (one ``generate_part`` of the full volume;
+medians). The sub-pixel path changes only that part; the whole process also pays starting
+Python, importing torch, reading the model and writing the file, the same for every row.
+CUDA: runs happen in this process after a warm-up of each row, timed with CUDA events in
 milliseconds; peak memory is ``torch.cuda.max_memory_allocated``. "Exact" on CUDA is strict fp32
 (TF32 off). The last lines say which path is faster per case at the device's default precision:
 the one ``sample`` and the app pick when ``--reference`` is not given.
@@ -125,6 +129,22 @@ class CudaRunner:
         return start.elapsed_time(end) / 1000, torch.cuda.max_memory_allocated() / 2**30, physical
 
 
+def measure_loaded(case: Case, rows: list[Row], repeat: int) -> dict[Row, float]:
+    """Median seconds of the generation alone per row: the model loaded once, rows in turn after a warm-up each."""
+    model = load_model(case.checkpoint, case.resolution, "cpu", parts=("G",))
+    z = seed_to_z(1, model.config.latent_dim)
+    run = lambda row: generate_part(model, z, case.part, reference=row.reference, precision=row.precision)  # noqa: E731
+    for row in rows:
+        run(row)
+    runs: dict[Row, list[float]] = {row: [] for row in rows}
+    for _ in range(repeat):
+        for row in rows:
+            started = time.perf_counter()
+            run(row)
+            runs[row].append(time.perf_counter() - started)
+    return {row: float(np.median(times)) for row, times in runs.items()}
+
+
 def measure(case: Case, rows: list[Row], device: str, repeat: int, folder: Path) -> dict[Row, tuple]:
     """Median time, peak memory and the last volume of every row, the rows run in turn ``repeat`` times."""
     runs: dict[Row, list] = {row: [] for row in rows}
@@ -144,15 +164,18 @@ def measure(case: Case, rows: list[Row], device: str, repeat: int, folder: Path)
     }
 
 
-def print_case(case: Case, rows: list[Row], results: dict[Row, tuple], device: str, unit: str) -> str:
+def print_case(
+    case: Case, rows: list[Row], results: dict[Row, tuple], device: str, unit: str, loaded: dict[Row, float]
+) -> str:
     """The case's table rows; returns the faster path at the device's default precision."""
     ref_time, ref_peak, ref_array = results[rows[0]]
     scale, time_unit = (1000, "ms") if device == "cuda" else (1, "s")
     for row in rows:
         wall, peak, array = results[row]
         diff = np.abs(array - ref_array)
+        alone = f"{loaded[row]:>10.2f} s {loaded[rows[0]] / loaded[row]:>8.2f}x" if loaded else ""
         print(
-            f"{case.label:<24}{row.label:<22}{wall * scale:>10.2f} {time_unit:<3}{ref_time / wall:>8.2f}x"
+            f"{case.label:<24}{row.label:<22}{wall * scale:>10.2f} {time_unit:<3}{ref_time / wall:>8.2f}x{alone}"
             f"{peak:>9.2f} GiB{100 * peak / ref_peak:>7.0f}%{diff.max():>12.3g}{diff.mean():>12.3g} {unit}"
         )
     default = default_precision(device)
@@ -189,7 +212,11 @@ def main() -> None:
     rows = rows_for(args.device)
     print(f"hardware: {describe_hardware(torch.device(args.device))}, torch {torch.__version__}")
     print(f"batch 1, seed 1; median of {args.repeat} runs per row, rows in turn; differences from the first row\n")
-    header = f"{'case':<24}{'path, precision':<22}{'time':>14}{'speed-up':>9}{'peak':>13}{'peak %':>8}"
+    cpu = args.device == "cpu"
+    first = "process" if cpu else "time"
+    header = f"{'case':<24}{'path, precision':<22}{first:>14}{'speed-up':>9}"
+    header += f"{'generation':>14}{'speed-up':>9}" if cpu else ""
+    header += f"{'peak':>13}{'peak %':>8}"
     header += f"{'max |diff|':>12}{'mean |diff|':>12}"
     print(header)
     print("-" * len(header))
@@ -201,16 +228,23 @@ def main() -> None:
             cases += [Case(path.stem, path, None) for path in demo_models()]
         for case in cases:
             results = measure(case, rows, args.device, args.repeat, folder)
+            loaded = measure_loaded(case, rows, args.repeat) if cpu else {}
             unit = load_model(case.checkpoint, case.resolution, "cpu", parts=("G",)).card.intensity.unit
-            faster[case.label] = print_case(case, rows, results, args.device, unit or "(model units)")
+            faster[case.label] = print_case(case, rows, results, args.device, unit or "(model units)", loaded)
         if args.device == "cpu" and 256 in args.sizes:
             print_preview_times(folder / "G256" / "G_iter1.pth", list(allowed_precisions("cpu")), args.repeat)
     print(f"\nfaster path at the default precision ({default_precision(args.device)}) on this device:")
     for label, path in faster.items():
         print(f"  {label}: {path}")
-    what = "forward pass after warm-up, CUDA events" if args.device == "cuda" else "whole sample process"
-    memory = "GPU memory allocated" if args.device == "cuda" else "whole process, peak resident set"
-    print(f"times: {what}; peaks: {memory}")
+    if cpu:
+        print(
+            "times and speed-ups: 'process' = a whole `python -m engine sample` process (Python, torch, reading the"
+            " model, generating, writing the file); 'generation' = generate_part alone, the model loaded once in"
+            " this process (what the sub-pixel path changes; what the app feels). Peaks: whole process, peak"
+            " resident set. Differences: the 'process' runs' volumes"
+        )
+    else:
+        print("times: forward pass after warm-up, CUDA events; peaks: GPU memory allocated")
 
 
 if __name__ == "__main__":

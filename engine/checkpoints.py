@@ -286,11 +286,17 @@ def load_checked(net: torch.nn.Module, state: dict, where: str, what: str, hint:
     if unexpected:
         raise CheckpointError(f"{where}: unexpected '{unexpected[0]}' for a {what}{more(unexpected)}{hint}")
     # NaN or Inf weights would give a NaN or constant volume only after the whole forward pass
-    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    broken = [k for k, v in state.items() if v.is_floating_point() and not all_finite(v)]
     if broken:
         raise CheckpointError(f"{where}: '{broken[0]}' holds NaN or infinite weights{more(broken)}")
     # assign: the file's tensors become the parameters (networks may be built empty, on "meta")
     net.load_state_dict({k: v.to(expected[k].dtype).contiguous() for k, v in state.items()}, assign=True)
+
+
+def all_finite(tensor: torch.Tensor) -> bool:
+    """Whether no value is NaN or infinite: a sum is finite only then (or overflows: then the exact,
+    8x slower elementwise check decides)."""
+    return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
 
 
 def _explain_load_error(error: Exception, head: bytes) -> str:

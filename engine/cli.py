@@ -53,10 +53,13 @@ from .validation import (
 from .volume import IntensityMapping
 
 DEFAULT_STEPS = 8  # interpolate: frames per segment unless --steps or --frames says otherwise
+# commands defined here: their runs need neither training, data nor metrics code (nor scipy)
+CORE_COMMANDS = ("sample", "interpolate", "info", "convert")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(all_commands=not (argv and argv[0] in CORE_COMMANDS))
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -83,7 +86,8 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(all_commands: bool = True) -> argparse.ArgumentParser:
+    """Every command; ``all_commands`` False: only CORE_COMMANDS (quicker to import for one of them)."""
     parser = OneLineParser(prog="python -m engine", description="HA-GAN volume generation engine")
     parser.add_argument("--version", action="version", version=f"engine {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -158,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_force_option(convert)
     convert.set_defaults(run=run_convert)
 
-    for register in _command_modules():
+    for register in _command_modules() if all_commands else ():
         register(commands)
     return parser
 

@@ -25,6 +25,7 @@ from .gallery import (
     save_contact_sheet,
 )
 from .latent import parse_seeds
+from .precision import EXACT, PRECISION_CHOICES
 
 
 def register(commands) -> None:
@@ -40,6 +41,12 @@ def register(commands) -> None:
     gallery.add_argument("--cell", type=int, default=192, help="pixels per thumbnail (default 192)")
     gallery.add_argument("--truncation", type=float, default=1.0, help="scale z toward 0, in (0, 1]")
     gallery.add_argument("--class-label", type=int, default=None, help="class for conditional models")
+    gallery.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="arithmetic: auto (exact fp32; tf32 on CUDA) or bf16 where the processor has it (faster, inexact)",
+    )
     gallery.add_argument("--cache", help="a folder that keeps thumbnails for the next run (default: none)")
     gallery.add_argument("--out", required=True, help="the .png file to write")
     gallery.set_defaults(run=run_gallery)
@@ -84,7 +91,7 @@ def _load(args: argparse.Namespace):
 
 
 def run_gallery(args: argparse.Namespace) -> int:
-    spec = ThumbnailSpec(args.plane, args.slice, args.level, args.truncation, args.class_label)
+    spec = ThumbnailSpec(args.plane, args.slice, args.level, args.truncation, args.class_label, args.precision)
     spec.check()
     if args.columns is not None and args.columns < 1:
         raise ConfigError(f"columns must be at least 1, got {args.columns}")
@@ -97,7 +104,9 @@ def run_gallery(args: argparse.Namespace) -> int:
     thumbnails = list(maker.make(args.seeds, spec))
     window = args.window or percentile_window([t.image for t in thumbnails])
     name = model.card.name or "HA-GAN"
-    title = f"{name} · {args.plane} {args.slice:g} · {thumbnails[0].level} · W{window[0]:g} L{window[1]:g}"
+    precision = maker.precision(spec)
+    shown = "" if precision == EXACT else f" · {precision}"
+    title = f"{name} · {args.plane} {args.slice:g} · {thumbnails[0].level}{shown} · W{window[0]:g} L{window[1]:g}"
     sheet = contact_sheet(thumbnails, window, args.columns, args.cell, title)
     save_contact_sheet(sheet, out)
     seconds = time.perf_counter() - started

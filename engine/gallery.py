@@ -8,7 +8,11 @@ Thumbnails are cached before windowing, so a new window/level reuses them.
 ``ThumbnailCache`` keeps recent thumbnails in memory (least recently used first out, bounded in
 bytes) and, given a folder, on disk (one small ``.npz`` per thumbnail, the oldest pruned beyond a
 byte bound). The key is model hash, seed, truncation, class label, plane, full-resolution slice
-index and source level, so a revisit costs a dictionary or file lookup, not a forward pass.
+index, source level and (other than exact fp32) precision, so a revisit costs a dictionary or file
+lookup, not a forward pass.
+
+Thumbnails are previews: ``ThumbnailSpec.precision`` may be a faster, inexact one (bf16 where the
+device runs it natively, see ``engine.precision``); ``auto`` is the device's default.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .enums import Part
 from .errors import ConfigError
 from .generate import DEFAULT_BUDGET_MB, FastGenerator, GenerationOptions, auto_batch_size, generate_part
 from .latent import seed_to_z, truncate
+from .precision import EXACT, math_mode, resolve_precision
 
 PLANES = {"axial": 2, "coronal": 1, "sagittal": 0}  # plane -> the volume axis (i, j, k) it is normal to
 LEVELS = (Part.ANCHOR.value, Part.FULL.value)  # plain strings: argparse shows their repr
@@ -49,6 +54,7 @@ class ThumbnailSpec:
     level: str = Part.FULL  # "anchor" (S/4 voxels, fast) or "full"; one-piece models always give "full"
     truncation: float = 1.0
     label: int | None = None  # class of conditional models
+    precision: str = "auto"  # arithmetic of the forward passes (engine.precision); auto: the device's default
 
     def check(self) -> None:
         if self.plane not in PLANES:
@@ -208,7 +214,8 @@ class ThumbnailMaker:
         self.model = model
         self.cache = cache or ThumbnailCache(memory_bytes=0)
         self.hierarchical = bool(getattr(model, "hierarchical", True))
-        self._runner = FastGenerator(model.generator, budget_mb) if self.hierarchical else None
+        self.budget_mb = budget_mb
+        self._runners: dict[str, FastGenerator] = {}  # precision -> runner
         self._features: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         card = model.card
         self.model_key = card.content_hash or f"{card.name}:{id(model)}"  # no hash: cached while the app runs only
@@ -216,7 +223,13 @@ class ThumbnailMaker:
     def key(self, seed: int, spec: ThumbnailSpec) -> str:
         level = level_for(self.model, spec.level)
         index = slice_index(self.model.card.config.resolution, spec.position)
-        return f"{self.model_key}|{seed}|{spec.truncation:.6g}|{spec.label}|{spec.plane}|{index}|{level}"
+        precision = self.precision(spec)
+        exact = "" if precision == EXACT else f"|{precision}"  # exact keys as before precision was a choice
+        return f"{self.model_key}|{seed}|{spec.truncation:.6g}|{spec.label}|{spec.plane}|{index}|{level}{exact}"
+
+    def precision(self, spec: ThumbnailSpec) -> str:
+        """The precision this spec's thumbnails are made in on the model's device (a one-line error if refused)."""
+        return resolve_precision(spec.precision, self.model.device)
 
     def cached(self, seed: int, spec: ThumbnailSpec, memory_only: bool = False) -> Thumbnail | None:
         return self.cache.get(self.key(seed, spec), memory_only)
@@ -233,6 +246,7 @@ class ThumbnailMaker:
         ``check()`` runs before every forward pass (a job's progress call, which raises to cancel).
         """
         spec.check()
+        self.precision(spec)
         if any(s < 0 for s in seeds):
             raise ConfigError("seeds are non-negative integers")
         level = level_for(self.model, spec.level)
@@ -257,11 +271,14 @@ class ThumbnailMaker:
         config, card = model.card.config, model.card
         z = torch.cat([truncate(seed_to_z(s, config.latent_dim), spec.truncation) for s in seeds])
         labels = None if spec.label is None else torch.full((len(seeds),), spec.label)
+        precision = self.precision(spec)
         if self.hierarchical:
-            features = self._features_for(seeds, spec, z, labels)
-            volumes = self._runner.anchor(features) if level == Part.ANCHOR else self._runner.full(features)
+            runner = self._runner(precision)
+            with math_mode(precision, model.device):
+                features = self._features_for(seeds, spec, z, labels)
+                volumes = runner.anchor(features) if level == Part.ANCHOR else runner.full(features)
         else:
-            volumes = generate_part(model, z, Part.FULL, labels=labels)
+            volumes = generate_part(model, z, Part.FULL, labels=labels, precision=precision)
         index = slice_index(config.resolution, spec.position)
         spacing = np.asarray(card.spacing_mm, dtype=float)
         if level == Part.ANCHOR:
@@ -276,13 +293,19 @@ class ThumbnailMaker:
             made.append(thumbnail)
         return made
 
+    def _runner(self, precision: str) -> FastGenerator:
+        if precision not in self._runners:
+            self._runners[precision] = FastGenerator(self.model.generator, self.budget_mb, precision)
+        return self._runners[precision]
+
     def _features_for(self, seeds, spec: ThumbnailSpec, z: torch.Tensor, labels) -> torch.Tensor:
         """G^A's features, kept for the anchor pass's latents so the full pass that follows skips G^A."""
-        keys = [(s, spec.truncation, spec.label) for s in seeds]
+        precision = self.precision(spec)
+        keys = [(s, spec.truncation, spec.label, precision) for s in seeds]
         if all(k in self._features for k in keys):
             return torch.cat([self._features[k] for k in keys])
         device = self.model.device
-        features = self._runner.features(z.to(device), None if labels is None else labels.to(device))
+        features = self._runner(precision).features(z.to(device), None if labels is None else labels.to(device))
         for key, row in zip(keys, features):
             self._features[key] = row[None]
         while len(self._features) > 1 and sum(f.nbytes for f in self._features.values()) > FEATURE_BYTES:

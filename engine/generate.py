@@ -1,8 +1,9 @@
 """Turning latents into volumes: the parts of the hierarchy, as tensors or as Volumes.
 
 By default every part is computed by ``FastGenerator``: the same arithmetic as the networks'
-straightforward forward pass, but with sub-pixel convolutions instead of upsample-then-convolve
-and GroupNorm statistics accumulated in chunks (see ``engine.subpixel``). The output equals the
+straightforward forward pass, but with sub-pixel (stride-2 transposed or phase-kernel)
+convolutions instead of upsample-then-convolve, and G^H's GroupNorm folded into its last
+convolution's input chunks (see ``engine.subpixel``). The output equals the
 straightforward pass to float32 rounding (no tiling, no seams) at a fraction of the time and
 memory. ``reference=True`` runs the straightforward pass for comparison; ``reference=None`` runs
 whichever path is faster on the model's device (``reference_is_faster``): both give the same volume.
@@ -14,6 +15,7 @@ also run the straightforward pass (``FastGenerator`` falls back to it).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -26,7 +28,14 @@ from .latent import seed_to_z, truncate
 from .model import AnyModel, SplitShuffleModel
 from .models.hagan import Generator
 from .precision import PRECISIONS, math_mode, resolve_precision
-from .subpixel import conv3d_chunked, group_norm_relu_, phase_kernels, upsample_conv3d
+from .subpixel import (
+    conv3d_chunked,
+    group_norm_affine,
+    phase_kernels,
+    transposed_kernel,
+    upsample_conv3d,
+    upsample_conv3d_transposed,
+)
 from .volume import RAW, Volume, generated_affine
 
 PARTS = tuple(part.value for part in Part)  # plain strings: argparse and messages show them
@@ -36,8 +45,10 @@ DEFAULT_BUDGET_MB = 256
 class FastGenerator:
     """``features`` / ``anchor`` / ``slab`` / ``full`` / ``stitched`` of a Generator, computed lean.
 
-    ``budget_mb`` bounds the temporaries of each convolution (the chunk thickness along D is
-    chosen from it); ``chunk_rows`` fixes that thickness instead. The result depends on neither.
+    ``budget_mb`` bounds the temporaries of the chunked convolutions (G^H's last one and G^A's
+    plain ones; the chunk thickness along D is chosen from it); ``chunk_rows`` fixes that
+    thickness instead. The result depends on neither. The transposed convolutions run whole:
+    they need no temporaries beyond their output.
     ``precision`` (see ``engine.precision``) sets the dtype of the arithmetic; callers run the
     methods inside ``math_mode(runner.precision, device)`` for CUDA's TF32 switches.
 
@@ -61,6 +72,8 @@ class FastGenerator:
         self.budget = int(budget_mb * (1 << 20))
         self.rows = chunk_rows
         self.dtype = PRECISIONS[self.precision]
+        # oneDNN and cuDNN run the stride-2 transposed convolution well; MPS keeps the phase kernels
+        self.transposed = next(generator.parameters()).device.type != "mps"
         self._upsampled = {f"tp_conv{i}" for i in generator.upsample_before} | {"tp_conv6", "tp_conv7"}
 
     @torch.inference_mode()
@@ -70,8 +83,7 @@ class FastGenerator:
             return g.features(z, labels)
         x = g.fc1(g.latent_input(z, labels)).view(z.shape[0], 16 * self.config.g_width, 4, 4, 4).to(self.dtype)
         for i in range(1, 6):
-            x = self._conv(f"tp_conv{i}", x)
-            self._norm_relu(getattr(g, f"bn{i}"), x)
+            x = self._norm_relu(getattr(g, f"bn{i}"), self._conv(f"tp_conv{i}", x))
         return x
 
     @torch.inference_mode()
@@ -82,8 +94,7 @@ class FastGenerator:
             return head(features.float())
         x = features.to(self.dtype)
         for i in (1, 2):
-            x = self._conv(f"sub_G.tp_conv{i}", x)
-            self._norm_relu(getattr(head, f"bn{i}"), x)
+            x = self._norm_relu(getattr(head, f"bn{i}"), self._conv(f"sub_G.tp_conv{i}", x))
         return self._conv("sub_G.tp_conv3", x).tanh_().float()
 
     @torch.inference_mode()
@@ -91,13 +102,16 @@ class FastGenerator:
         g = self.generator
         if not self.subpixel:
             return g.high_res(features.float())
-        # G^H's intermediate (g channels at S/2) is made with a zero border, so the last
-        # convolution reads it in place; the 1-channel S^3 output is the only full-size tensor.
-        x = upsample_conv3d(
-            features.to(self.dtype), *self._phases("tp_conv6"), self.budget, self.rows, output_bordered=True
+        # G^H's intermediate (g channels at S/2) is normalised while the last convolution copies
+        # its chunks: its GroupNorm + ReLU costs no pass of its own; the 1-channel S^3 output is
+        # the only full-size tensor.
+        x = self._conv("tp_conv6", features.to(self.dtype))
+        norm = g.bn6
+        # in x's dtype: a float32 scale on bf16 data would take a slow mixed-dtype kernel
+        normalize = tuple(
+            t.to(x.dtype) for t in group_norm_affine(x, norm.num_groups, norm.weight, norm.bias, norm.eps)
         )
-        self._norm_relu(g.bn6, x, bordered=True)
-        x = upsample_conv3d(x, *self._phases("tp_conv7"), self.budget, self.rows, input_bordered=True)
+        x = upsample_conv3d(x, *self._phases("tp_conv7"), self.budget, self.rows, normalize)
         return x.tanh_().float()
 
     def slab(self, features: torch.Tensor, start: int) -> torch.Tensor:
@@ -113,22 +127,55 @@ class FastGenerator:
         return torch.cat([self.slab(features, k * t) for k in range(8)], dim=2)
 
     def _conv(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        conv = self.generator.get_submodule(name)
-        weight, bias = conv.weight.to(self.dtype), conv.bias.to(self.dtype)
         if name not in self._upsampled:
-            return conv3d_chunked(x, weight, bias, self.budget, self.rows)
+            return conv3d_chunked(x, *self._weights(name, "plain"), self.budget, self.rows)
         if x[0, 0].numel() <= 64:
-            # a 4^3 input: plain upsampling is tiny, and cheaper than deriving phase kernels
-            return F.conv3d(F.interpolate(x, scale_factor=2), weight, bias, padding=1)
+            # a 4^3 input: plain upsampling is tiny, and cheaper than deriving kernels
+            return F.conv3d(F.interpolate(x, scale_factor=2), *self._weights(name, "plain"), padding=1)
+        if self.transposed:
+            return upsample_conv3d_transposed(x, *self._weights(name, "transposed"))
         return upsample_conv3d(x, *self._phases(name), self.budget, self.rows)
 
     def _phases(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Phase kernels and bias of an upsampling convolution (derived per call, never stored)."""
-        conv = self.generator.get_submodule(name)
-        return phase_kernels(conv.weight.float()).to(self.dtype), conv.bias.to(self.dtype)  # sums in float32
+        """Phase kernels and bias of an upsampling convolution."""
+        return self._weights(name, "phases")
 
-    def _norm_relu(self, norm: torch.nn.GroupNorm, x: torch.Tensor, bordered: bool = False) -> None:
-        group_norm_relu_(x, norm.num_groups, norm.weight, norm.bias, norm.eps, self.rows or 16, bordered)
+    def _weights(self, name: str, form: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """A convolution's weight in ``form`` (plain, phases, transposed) and bias, in this runner's dtype.
+
+        Derived once per generator, form and dtype, and kept beside the generator while its
+        parameters stay the same tensors, unchanged (the app makes volume after volume).
+        """
+        conv = self.generator.get_submodule(name)
+        cache = _DERIVED.setdefault(self.generator, {})
+        # the parameters themselves are kept in the stamp: their memory cannot be reused by others
+        stamp = (conv.weight, conv.bias, _changes(conv.weight), _changes(conv.bias))
+        key = (name, form, self.dtype)
+        if key not in cache or not _same(cache[key][0], stamp):
+            derive = {"plain": lambda w: w, "phases": phase_kernels, "transposed": transposed_kernel}[form]
+            weight = derive(conv.weight.detach().float()).to(self.dtype)  # sums in float32; fp32 plain: no copy
+            cache[key] = (stamp, (weight, conv.bias.detach().to(self.dtype)))
+        return cache[key][1]
+
+    def _norm_relu(self, norm: torch.nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+        # torch's own kernel (vectorised for channels-last, float32 statistics also for bf16) beats
+        # chunked passes here; G^A's tensors are small next to G^H's
+        weight, bias = norm.weight.to(x.dtype), norm.bias.to(x.dtype)
+        return F.group_norm(x, norm.num_groups, weight, bias, norm.eps).relu_()
+
+
+def _changes(tensor: torch.Tensor) -> int | None:
+    """How often the tensor was changed in place (inference tensors keep no count)."""
+    return None if tensor.is_inference() else tensor._version
+
+
+def _same(old: tuple, new: tuple) -> bool:
+    """The same parameter tensors (identity), changed as often."""
+    return old[0] is new[0] and old[1] is new[1] and old[2:] == new[2:]
+
+
+# kernels derived from each generator's weights (FastGenerator._weights), dropped with the generator
+_DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def check_options(budget_mb: float, precision: str, device: torch.device) -> str:

@@ -49,14 +49,14 @@ def save_nifti(volume: Volume, path: str | os.PathLike, description: str = "SYNT
         raise VolumeError(f"{path}: a NIfTI file name ends in .nii or .nii.gz")
     if not path.parent.exists():
         raise VolumeError(f"{path}: folder {path.parent} does not exist")
-    if not np.isfinite(volume.array).all():
+    if not _all_finite(volume.array):
         raise VolumeError(f"{path}: refusing to write a volume with NaN or infinite values")
     check_affine(volume.affine, str(path))
     sidecar_file = sidecar_path(path)
     if sidecar_file.exists() and not is_our_sidecar(sidecar_file):
         raise VolumeError(f"{sidecar_file}: exists and is not a sidecar written by this engine; not replacing it")
 
-    image = nib.Nifti1Image(volume.array.astype(np.float32), volume.affine)
+    image = nib.Nifti1Image(volume.array.astype(np.float32, copy=False), volume.affine)
     header = image.header
     header.set_xyzt_units("mm")
     header["descrip"] = description.encode("ascii", "replace")[:79]
@@ -130,6 +130,12 @@ def check_nifti_header(image, where: str) -> None:
         raise VolumeError(f"{where + ': ' if where else ''}voxel type {dtype} is not supported (real numbers only)")
     check_volume_memory(tuple(int(n) for n in image.shape), where)
     check_affine(image.affine, where)
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    """No NaN or infinity: the sum is finite only then (one pass, no mask), unless it overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(array.sum())) or bool(np.isfinite(array).all())
 
 
 def _atomic_write(path: Path, write) -> None:

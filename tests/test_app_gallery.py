@@ -8,6 +8,7 @@ from app_support import WAIT_MS, make_tiny_split_shuffle_model, open_and_wait
 from PIL import Image
 from PySide6.QtCore import Qt
 
+from app.state import PREVIEW
 from engine.checkpoints import load_model
 from engine.gallery import ThumbnailMaker, ThumbnailSpec
 from engine.latent import seed_to_z
@@ -54,7 +55,9 @@ def test_a_page_shows_the_seeds_it_says_at_full_resolution(main_window, qtbot, t
     assert sorted(view.thumbnails) == list(range(5, 14))
     assert all(t.level == "full" for t in view.thumbnails.values())
     model = load_model(tiny_model_file, device="cpu", parts=("G",))
-    expected = next(ThumbnailMaker(model).make([9], ThumbnailSpec(view.plane_box.currentText(), 0.5, "full")))
+    preview = main_window.generation.precision_for(PREVIEW)  # thumbnails are previews: bf16 where the CPU has it
+    spec = ThumbnailSpec(view.plane_box.currentText(), 0.5, "full", precision=preview)
+    expected = next(ThumbnailMaker(model).make([9], spec))
     np.testing.assert_allclose(view.thumbnails[9].image, expected.image, atol=0.05)  # that seed's own slice
     assert not item_of(view, 9).icon().isNull()
 

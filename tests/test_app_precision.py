@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 from app_support import WAIT_MS, open_and_wait, wait_for_parts
 
 from app.state import FULL, PREVIEW, Latent
@@ -60,4 +63,38 @@ def test_without_bf16_instructions_previews_stay_exact(main_window, qtbot, tiny_
     assert all(box.findData("bf16") < 0 for box in boxes)
     main_window.generation.preview_precision = "bf16"  # a choice remembered from another machine
     assert slide_to(main_window, qtbot, 2)["precision"] == "fp32"
+    assert not main_window.dialogs
+
+
+@pytest.mark.parametrize("instructions", [True, False])
+def test_gallery_thumbnails_use_the_preview_precision_and_gallery_exports_stay_exact(
+    main_window, qtbot, tiny_model_file, tmp_path, monkeypatch, instructions
+):
+    if not instructions:
+        monkeypatch.setattr("engine.precision.cpu_has_bf16", lambda: False)
+    bf16 = instructions and cpu_has_bf16()
+    open_and_wait(main_window, qtbot, tiny_model_file, seed=0)
+    view = main_window.gallery
+    view.size_box.setCurrentIndex(view.size_box.findData(9))
+    with qtbot.waitSignal(view.page_filled, timeout=WAIT_MS):
+        main_window.tabs.setCurrentWidget(view)
+        view.show_page(0)
+    assert main_window.generation.precision_for(PREVIEW) == ("bf16" if bf16 else "fp32")
+    spec, maker = view.spec(), view.loader.maker
+    for seed in view.seeds:
+        shown = view.thumbnails[seed]
+        assert maker.cached(seed, replace(spec, precision="bf16" if bf16 else "fp32"), memory_only=True) is shown
+        if bf16:
+            assert maker.cached(seed, replace(spec, precision="fp32"), memory_only=True) is None
+
+    view.list.setCurrentRow(1)  # seed 1
+    ended = []
+    main_window.jobs.job_finished.connect(lambda ticket, outcome: ended.append(ticket))
+    ticket = view.export(tmp_path)
+    qtbot.waitUntil(lambda: ticket in ended, timeout=WAIT_MS)
+    cli = tmp_path / "cli.nii.gz"
+    assert main(["sample", "--checkpoint", str(tiny_model_file), "--seed", "1", "--out", str(cli)]) == 0
+    ours, theirs = load_nifti(tmp_path / "seed0001_full.nii.gz"), load_nifti(cli)
+    assert ours.provenance["precision"] == theirs.provenance["precision"] == "fp32"
+    assert ours.array.std() > 1 and np.abs(ours.array - theirs.array).max() < 0.05  # HU: thread count only
     assert not main_window.dialogs

@@ -9,7 +9,7 @@ from engine.errors import ConfigError
 from engine.generate import FastGenerator, GenerationOptions, SampleRequest, generate_part, sample_volumes
 from engine.model import HAGANModel
 from engine.models.hagan import Generator, HAGANConfig
-from engine.subpixel import conv3d_chunked, group_norm_relu_, phase_kernels, upsample_conv3d
+from engine.subpixel import conv3d_chunked, group_norm_affine, phase_kernels, upsample_conv3d
 
 TOLERANCE = 1e-4
 
@@ -32,15 +32,20 @@ def test_subpixel_convolution_equals_upsample_then_convolve(rows):
     assert (conv3d_chunked(x, w, b, rows=rows) - F.conv3d(x, w, b, padding=1)).abs().max() < TOLERANCE
 
 
-@pytest.mark.parametrize("rows", [1, 4, 7])
-def test_chunked_group_norm_equals_group_norm(rows):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_group_norm_from_matrix_products_equals_group_norm(dtype):
     torch.manual_seed(2)
     norm = torch.nn.GroupNorm(8, 16)
     norm.weight.data.normal_()
     norm.bias.data.normal_()
-    x = torch.randn(3, 16, 9, 4, 5) * 3 + 1
-    expected = F.relu(norm(x))
-    assert (group_norm_relu_(x.clone(), 8, norm.weight, norm.bias, norm.eps, rows) - expected).abs().max() < 1e-5
+    x = (torch.randn(3, 16, 9, 4, 5) * 3 + 1).to(dtype).contiguous(memory_format=torch.channels_last_3d)
+    expected = F.relu(norm(x.float()))
+    scale, shift = group_norm_affine(x, 8, norm.weight, norm.bias, norm.eps)
+    assert (F.relu(x.float() * scale + shift) - expected).abs().max() < 1e-5
+    # and applied on the way into the last convolution, as G^H does
+    w = torch.randn(2, 16, 3, 3, 3) * 0.2
+    ours = upsample_conv3d(x.float(), phase_kernels(w), None, rows=4, normalize=(scale, shift))
+    assert (ours - F.conv3d(F.interpolate(expected, scale_factor=2), w, padding=1)).abs().max() < TOLERANCE
 
 
 # 128 and 256 are checked end to end against an independent reference in test_sample_cli.py
@@ -65,6 +70,21 @@ def test_every_part_equals_the_straightforward_pass(resolution, batch):
         for ours, expected in pairs:
             assert ours.shape == expected.shape and expected.std() > 0.01
             assert (ours - expected).abs().max() < TOLERANCE
+
+
+def test_a_generator_whose_weights_change_gives_the_new_volume():
+    config = HAGANConfig(resolution=32, latent_dim=16, g_width=16)
+    g = lively_generator(config)
+    z = torch.randn(1, 16)
+    first = FastGenerator(g)
+    before = first.full(first.features(z))  # the derived kernels are kept beside g now
+    with torch.no_grad():
+        g.tp_conv6.weight.mul_(-1.5)  # in place, as an optimiser step or an EMA update does
+        g.tp_conv3.weight = torch.nn.Parameter(g.tp_conv3.weight * 0.5)  # replaced
+        expected = g.full(g.features(z))
+    fast = FastGenerator(g)
+    after = fast.full(fast.features(z))
+    assert (after - expected).abs().max() < TOLERANCE and (after - before).abs().max() > 0.1
 
 
 def test_generate_part_defaults_to_the_fast_path_and_keeps_reference_on_request(monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from app_support import make_tiny_model, make_tiny_split_shuffle_model
@@ -9,6 +11,8 @@ from PIL import Image
 
 from engine.checkpoints import load_model
 from engine.cli import main
+from engine.device import cpu_has_bf16
+from engine.errors import ConfigError
 from engine.gallery import (
     ThumbnailCache,
     ThumbnailMaker,
@@ -19,7 +23,7 @@ from engine.gallery import (
     cut,
     window_image,
 )
-from engine.generate import SampleRequest, sample_volume
+from engine.generate import GenerationOptions, SampleRequest, sample_volume
 
 HU_ROUNDING = 0.05  # float32 rounding of [-1, 1] scaled by 812 HU
 
@@ -135,3 +139,20 @@ def test_cli_refuses_bad_input_in_one_line(tiny_file, tmp_path, capsys, argument
     except SystemExit as exit_:  # argparse's own refusals
         code = exit_.code
     assert code == 2 and cause in capsys.readouterr().err
+
+
+def test_thumbnails_are_made_in_the_precision_asked_for_and_refused_where_it_would_be_emulated(tiny, monkeypatch):
+    exact = ThumbnailSpec("axial", 0.5, "full")
+    maker = ThumbnailMaker(tiny, ThumbnailCache(memory_bytes=1 << 20))
+    assert maker.precision(exact) == "fp32"  # auto on the CPU: exact
+    if cpu_has_bf16():
+        fast = replace(exact, precision="bf16")
+        (thumbnail,) = maker.make([4], fast)
+        (reference,) = maker.make([4], exact)
+        bf16 = sample_volume(tiny, SampleRequest(4, "full"), GenerationOptions(precision="bf16"))
+        np.testing.assert_allclose(thumbnail.image, cut(bf16.array, "axial", round(0.5 * 31)), atol=0.05)
+        assert np.abs(thumbnail.image - reference.image).max() > 0.5  # HU: bf16 rounding, not the exact slice
+        assert maker.cached(4, fast) is thumbnail and maker.cached(4, exact) is reference  # each under its own key
+    monkeypatch.setattr("engine.precision.cpu_has_bf16", lambda: False)
+    with pytest.raises(ConfigError, match="emulated"):
+        list(ThumbnailMaker(tiny).make([4], ThumbnailSpec(precision="bf16")))

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from engine.api import (
     PLANES,
+    GenerationOptions,
     Part,
     SampleRequest,
     Thumbnail,
@@ -52,7 +53,7 @@ from engine.api import (
 from ..context import AppContext
 from ..gallery_loader import GalleryLoader
 from ..render.window_level import WindowLevel, modality_key, window_presets
-from ..state import Latent, LoadedModel
+from ..state import FULL, PREVIEW, Latent, LoadedModel
 from ..workers import BACKGROUND, INFERENCE
 
 PAGE_SIZES = (9, 16, 36, 64)  # 3x3, 4x4, 6x6, 8x8
@@ -87,7 +88,9 @@ class GalleryView(QWidget):
     def __init__(self, context: AppContext, parent: QWidget | None = None):
         super().__init__(parent)
         self.context = context
-        self.loader = GalleryLoader(context.jobs, parent=self)
+        self.loader = GalleryLoader(
+            context.jobs, parent=self, precision=lambda: context.generation.precision_for(PREVIEW)
+        )
         self.first_seed = 0
         self.thumbnails: dict[int, Thumbnail] = {}  # seed -> the best thumbnail of the current page
         self._items: dict[int, QListWidgetItem] = {}
@@ -429,6 +432,7 @@ class GalleryView(QWidget):
         if state.model is None or not seeds:
             return None
         folder, model, truncation = Path(folder), state.model.model, state.truncation
+        options = GenerationOptions(precision=self.context.generation.precision_for(FULL))  # exact unless chosen
         name, modality = state.model.name, state.model.card.modality
         if not folder.is_dir():
             self.context.report_error(f"{folder}: no such folder")
@@ -436,7 +440,7 @@ class GalleryView(QWidget):
 
         def work(progress):
             requests = [SampleRequest(seed, Part.FULL, truncation=truncation) for seed in seeds]
-            for number, (seed, volume) in enumerate(zip(seeds, sample_volumes(model, requests))):
+            for number, (seed, volume) in enumerate(zip(seeds, sample_volumes(model, requests, options))):
                 progress(number, len(seeds), f"Exporting seed {seed}")
                 if dicom:
                     save_dicom_series(volume, folder / f"seed{seed:04d}_full", modality)

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
 from tqdm import tqdm
 
 from .. import __version__
@@ -276,6 +275,8 @@ def trim_blank_slices(array: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
 
 def resample(array: np.ndarray, size: int) -> np.ndarray:
     """(i, j, k) -> (size, size, size): Gaussian prefilter along shrinking axes, then linear interpolation."""
+    from scipy import ndimage  # here: scipy takes longer to import than many commands take to run
+
     factors = np.asarray(array.shape, dtype=np.float64) / size
     sigma = np.maximum(factors - 1.0, 0.0) / 2.0
     if sigma.any():
@@ -297,6 +298,8 @@ def resample_to_spacing(array: np.ndarray, spacing: tuple, target: tuple, size: 
     centred on the foreground's centre of mass is cut out, padded with -1 (network background)
     where it reaches past the scan: the anatomy sits centred, as in data made at a fixed spacing.
     """
+    from scipy import ndimage
+
     factors = np.asarray(target, dtype=np.float64) / np.asarray(spacing, dtype=np.float64)
     shape = np.maximum(np.rint(np.asarray(array.shape) / factors).astype(int), 1)
     sigma = np.maximum(factors - 1.0, 0.0) / 2.0
