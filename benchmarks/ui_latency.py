@@ -1,7 +1,7 @@
 """How long the UI thread stalls, and how often each view renders, for the actions a user takes.
 
 Drives the real main window with the bundled demo models through: show the window, open the chest
-CT demo, next seed, move the slab, the Bone window preset, the 3D modes, the artifact check, switch to the brain
+CT demo, next seed, move the slab, the Bone window preset, the 3D modes, a crosshair move, a slice slider, the artifact check, switch to the brain
 MRI model, its next seed and slab, and open a NIfTI. For each action it prints the UI thread's
 longest stall (a watchdog timer on the UI thread fires every 10 ms; a stall is the largest gap
 between two of its ticks) and the number of renders of each VTK view (observed on every render
@@ -200,6 +200,8 @@ def main() -> int:
         measure("3D mode: MIP", lambda: set_mode("mip"), lambda: True)
         measure("3D mode: volume rendering", lambda: set_mode("volume"), lambda: True)
         measure("crosshair click", lambda: window.state.set_crosshair(window.state.crosshair + 10), lambda: True)
+        axial = window.hierarchy.full.slice_sliders["axial"][0]
+        measure("slice slider (axial)", lambda: axial.setValue(axial.value() - 8), lambda: True)
         window.docks["artifact"].raise_()
         measure(
             "artifact check (Compare)", artifact.compare, lambda: artifact.result is not None and artifact.stitched.grid
