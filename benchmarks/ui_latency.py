@@ -3,10 +3,9 @@
 Drives the real main window with the bundled demo models through: show the window, open the chest
 CT demo, next seed, move the slab, the Bone window preset, the 3D modes, a crosshair move, a slice
 slider, the artifact check, switch to the brain MRI model, its next seed and slab, and open a
-NIfTI. For each action it prints the UI thread's
-longest stall (a watchdog timer on the UI thread fires every 10 ms; a stall is the largest gap
-between two of its ticks) and the number of renders of each VTK view (observed on every render
-window), then a table to paste into docs/benchmarks.md.
+NIfTI. For each action it prints the UI thread's longest stall (a watchdog timer on the UI thread
+fires every 10 ms; a stall is the largest gap between two of its ticks) and the number of renders
+of each VTK view (observed on every render window), then a table to paste into docs/benchmarks.md.
 
 It needs an X server (VTK draws through OpenGL); without DISPLAY it starts itself under Xvfb:
 
