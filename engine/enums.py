@@ -32,6 +32,9 @@ class PhantomKind(StrEnum):
     BRAIN_MRI = "brain-mri"
 
 
+PHANTOM_KINDS = tuple(kind.value for kind in PhantomKind)  # plain strings: argparse and messages show them
+
+
 class Precision(StrEnum):
     """Arithmetic for generation and training; AUTO picks the device's default."""
 

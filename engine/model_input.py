@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from .card import CT_WINDOW, ModelCard
-from .data.phantoms import PHANTOM_KINDS
 from .data.preprocess import (
     PreprocessSettings,
     axis_lengths,
@@ -25,6 +24,7 @@ from .data.preprocess import (
     read_canonical,
     to_network_cube,
 )
+from .enums import PHANTOM_KINDS
 from .errors import ConfigError, VolumeError
 from .volume import Volume
 

@@ -163,3 +163,24 @@ def test_interpolation_frames_follow_the_slerp_path(tmp_path, official_128):
     sidecar = json.loads((out / "frame0001_anchor.json").read_text())
     assert sidecar["provenance"]["latent_origin"] == "slerp(seed 3 -> seed 8, t=0.5000)"
     assert len(sidecar["provenance"]["latent"]) == 1024  # the exact latent, so the frame can be regenerated
+
+
+def test_generating_never_imports_the_training_data_code(tmp_path, tiny_model_file):
+    """`sample` starts quickly: neither the phantoms nor scipy.ndimage (the training data's code) are imported."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model = tiny_model_file
+    probe = (
+        "import sys\n"
+        "from engine.cli import main\n"
+        "main(['sample', '--checkpoint', sys.argv[1], '--seed', '1', '--out', sys.argv[2]])\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('engine.data.phantoms', 'scipy.ndimage'))))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(model), str(tmp_path / "s.nii.gz")], cwd=root, capture_output=True, text=True
+    )
+    assert (tmp_path / "s.nii.gz").exists(), result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

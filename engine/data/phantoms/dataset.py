@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ...card import CT_WINDOW
-from ...enums import PhantomKind
+from ...enums import PHANTOM_KINDS, PhantomKind
 from ...errors import ConfigError
 from ...nifti import save_nifti
 from ...volume import IntensityMapping, Volume, generated_affine
@@ -23,7 +23,6 @@ from ..preprocess import PreprocessSettings
 from .brain_mri import MRI_FOREGROUND_REFERENCE, MRI_WINDOW, make_brain_mri
 from .chest_ct import make_chest_ct
 
-PHANTOM_KINDS = tuple(kind.value for kind in PhantomKind)
 FOV_MM = {PhantomKind.CHEST_CT: 380.0, PhantomKind.BRAIN_MRI: 220.0}
 MODALITY = {PhantomKind.CHEST_CT: "ct", PhantomKind.BRAIN_MRI: "mri"}
 MIN_SIZE, MAX_SIZE = 32, 256
