@@ -38,12 +38,16 @@ class IntensityMapping:
         if not (np.isfinite(self.low) and np.isfinite(self.high)):
             raise VolumeError(f"intensity window [{self.low}, {self.high}] is not finite")
 
-    def to_physical(self, x):
-        """x * scale + offset, in two passes over one new array when x is a numpy array."""
+    def to_physical(self, x, in_place: bool = False):
+        """x * scale + offset, in two passes over one new array (or over x itself, ``in_place``,
+        for a float32 numpy array) when x is a numpy array."""
         scale = (self.high - self.low) / 2.0
         offset = scale + self.low
         if isinstance(x, np.ndarray):
-            out = np.multiply(x, np.float32(scale), order="K", dtype=np.float32)  # keeps x's memory order
+            if in_place and x.dtype == np.float32 and x.flags.writeable:
+                out = np.multiply(x, np.float32(scale), out=x)
+            else:
+                out = np.multiply(x, np.float32(scale), order="K", dtype=np.float32)  # keeps x's memory order
             out += np.float32(offset)
             return out
         return x * scale + offset
@@ -91,8 +95,13 @@ class Volume:
         affine: np.ndarray,
         intensity: IntensityMapping = RAW,
         provenance: dict | None = None,
+        in_place: bool = False,
     ) -> Volume:
-        """A network output (D, H, W), (1, D, H, W) or (1, 1, D, H, W) -> Volume."""
+        """A network output (D, H, W), (1, D, H, W) or (1, 1, D, H, W) -> Volume.
+
+        ``in_place``: the output is the caller's to give away (a float32 tensor or array no one
+        reads again), so physical units are written into its memory instead of a new array.
+        """
         if isinstance(tensor, torch.Tensor):
             tensor = tensor.detach().float().cpu().numpy()
         array = np.asarray(tensor, dtype=np.float32)
@@ -104,7 +113,7 @@ class Volume:
         # on-disk order, so no transposed copy is made and writing is a straight dump.
         array = array.transpose(2, 1, 0)
         if intensity != RAW:
-            array = intensity.to_physical(array)
+            array = intensity.to_physical(array, in_place=in_place)
         return cls(array, affine, intensity, dict(provenance or {}))
 
     def to_network(self) -> torch.Tensor:

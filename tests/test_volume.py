@@ -108,3 +108,15 @@ def test_nan_volumes_are_never_written(tmp_path):
     with pytest.raises(VolumeError, match="NaN"):
         save_nifti(volume, tmp_path / "x.nii")
     assert not list(tmp_path.iterdir())
+
+
+def test_physical_units_in_place_equal_a_copy_and_reuse_the_networks_memory():
+    """A generated tensor given away is scaled in its own memory; the values are the copy's."""
+    mapping = IntensityMapping(-1024.0, 600.0, "HU")
+    tensor = torch.linspace(-1, 1, 2 * 3 * 4).reshape(1, 1, 2, 3, 4)
+    copied = Volume.from_network(tensor.clone(), np.eye(4), mapping)
+    given = tensor.clone()
+    in_place = Volume.from_network(given, np.eye(4), mapping, in_place=True)
+    assert np.array_equal(in_place.array, copied.array)
+    assert np.shares_memory(in_place.array, given.numpy())
+    assert not np.shares_memory(copied.array, tensor.numpy())
