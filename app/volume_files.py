@@ -42,15 +42,25 @@ def open_volume(context: AppContext, path: str | os.PathLike) -> None:
     with its own window and without the model's slab box."""
     path = Path(path)
 
-    def work(progress):
+    def read(progress) -> Volume:
         progress(0, 0, f"reading {path.name}")
-        volume = load_nifti(path)
-        return volume, file_window(volume)  # statistics off the UI thread too
+        return load_nifti(path)
+
+    _show_in_background(context, path, read, f"Opened {path.name}")
+
+
+def _show_in_background(context: AppContext, path: Path, read, message: str) -> None:
+    """Read a file volume as a job (``read(progress) -> Volume``), window it off the UI thread,
+    then show it through the state's one path for volumes from files."""
+
+    def work(progress):
+        volume = read(progress)
+        return volume, file_window(volume)
 
     def done(result: tuple[Volume, WindowLevel]) -> None:
         volume, window = result
         context.state.show_file(volume, str(path), window)
-        context.show_message(f"Opened {path.name}")
+        context.show_message(message)
 
     context.jobs.submit("open volume", f"Opening {path.name}", work, done, context.report_error, pool=BACKGROUND)
 
@@ -106,18 +116,12 @@ def open_dicom_series(context: AppContext, folder: str | os.PathLike, series: st
         context.jobs.submit("open volume", f"Opening {folder.name}", listing, listed, context.report_error, BACKGROUND)
         return
 
-    def work(progress):
-        volume = load_dicom_series(
+    def read(progress) -> Volume:
+        return load_dicom_series(
             folder, series, lambda done, total: progress(done, total, f"reading image {done + 1}/{total}")
         )
-        return volume, file_window(volume)  # like a NIfTI file: its own window, computed off the UI thread
 
-    def done(result: tuple[Volume, WindowLevel]) -> None:
-        volume, window = result
-        context.state.show_file(volume, str(folder), window)
-        context.show_message(f"Opened the DICOM series in {folder.name}")
-
-    context.jobs.submit("open volume", f"Opening {folder.name}", work, done, context.report_error, pool=BACKGROUND)
+    _show_in_background(context, folder, read, f"Opened the DICOM series in {folder.name}")
 
 
 def export_dicom(context: AppContext, part: str, folder: str | os.PathLike) -> None:
