@@ -8,6 +8,10 @@ once into) a phantom cache: then, as in training, clipped to the model's intensi
 
 Iterations are counted from scratch: a model fine-tuned from another (``train --init-from``) adds
 its source's iterations.
+
+With ``--models`` naming several models of one kind, the first is the baseline: each other model's
+figures are set against it (closer to the phantoms on spread, lung share and lung median, lower on
+the histogram distance), with a count of the measures it is better on.
 """
 
 from __future__ import annotations
@@ -56,23 +60,39 @@ def held_out_phantoms(kind: str, size: int, count: int, cache_dir: str | None, i
     return [intensity.to_physical(np.asarray(cache.load(seed), np.float32)).transpose(2, 1, 0) for seed in seeds]
 
 
-def print_figures(model, count: int, cache_dir: str | None = None) -> None:
+def print_figures(model, count: int, cache_dir: str | None = None, phantoms: dict | None = None) -> dict[str, float]:
     """How much samples differ between seeds, next to how much training phantoms differ; how far
-    the samples' intensity histogram lies from the phantoms'; for CT, the share of lung voxels."""
+    the samples' intensity histogram lies from the phantoms'; for CT, the share of lung voxels.
+
+    Returns each measure as (sample value, phantom value); ``phantoms`` keeps the held-out phantoms
+    per kind between calls.
+    """
     kind = model.card.training["data"]["kind"]
     samples = [sample_volume(model, SampleRequest(seed)).array for seed in range(1, count + 1)]
-    phantoms = held_out_phantoms(kind, model.config.resolution, count, cache_dir, model.card.intensity)
-    model_spread, data_spread = spread(samples), spread(phantoms)
+    key = (kind, model.config.resolution)
+    phantoms = {} if phantoms is None else phantoms
+    if key not in phantoms:
+        phantoms[key] = held_out_phantoms(kind, model.config.resolution, count, cache_dir, model.card.intensity)
+    real_volumes = phantoms[key]
+    model_spread, data_spread = spread(samples), spread(real_volumes)
     unit, ratio = model.card.intensity.unit or "a.u.", model_spread / data_spread
     print(f"{kind:>9}: seeds {model_spread:7.1f} {unit}, phantoms {data_spread:7.1f} {unit}, ratio {ratio:.2f}")
-    generated, real = voxels(samples), voxels(phantoms)
+    generated, real = voxels(samples), voxels(real_volumes)
     distance = intensity_wasserstein(generated, real)
     print(f"{'':>9}  intensity histogram to the phantoms' (Wasserstein-1): {distance:.1f} {unit}")
+    figures = {"spread": (model_spread, data_spread), "histogram W1": (distance, 0.0)}
     if kind == "chest-ct":
         lung = [tissue_fractions(values)["lung"] for values in (generated, real)]
         print(f"{'':>9}  lung voxels (-900..-400 HU): samples {lung[0]:.3f}, phantoms {lung[1]:.3f}")
-        haze = [lung_median(volumes) for volumes in (samples, phantoms)]
+        haze = [lung_median(volumes) for volumes in (samples, real_volumes)]
         print(f"{'':>9}  lung median (-960..-300 HU, central block): samples {haze[0]:.0f}, phantoms {haze[1]:.0f}")
+        figures |= {"lung share": tuple(lung), "lung median": tuple(haze)}
+    return figures
+
+
+def compare(baseline: dict[str, tuple[float, float]], candidate: dict[str, tuple[float, float]]) -> list[str]:
+    """The measures on which ``candidate`` lies closer to the phantoms than ``baseline`` does."""
+    return [name for name, (value, real) in candidate.items() if abs(value - real) < abs(baseline[name][0] - real)]
 
 
 def lung_median(volumes: list[np.ndarray]) -> float:
@@ -102,19 +122,32 @@ def main() -> None:
     )
     parser.add_argument("--phantom-cache", metavar="DIR", help="held-out phantoms from (and into) this phantom cache")
     args = parser.parse_args()
+    paths = args.models or demo_models()
     rows = []
-    for path in args.models or demo_models():
+    for path in paths:
         model = load_model(path)
         kind = model.card.training["data"]["kind"]
         iterations = trained_iterations(model.card.training)
+        name = Path(path).stem if args.models else "demo"
         rows.append((f"{kind}\ntraining phantom", kind, make_phantom(kind, model.config.resolution, 7).array))
         for seed in args.seeds:
-            label = f"{kind}\ndemo seed {seed}\n({iterations} it.)"
+            label = f"{kind}\n{name} seed {seed}\n({iterations} it.)"
             rows.append((label, kind, sample_volume(model, SampleRequest(seed)).array))
     if args.variation:
         print(f"spread: voxel-wise standard deviation over {args.variation} volumes, mean over the volume")
-        for path in args.models or demo_models():
-            print_figures(load_model(path), args.variation, args.phantom_cache)
+        phantoms, baselines = {}, {}
+        for path in paths:
+            print(Path(path).name)
+            model = load_model(path)
+            figures = print_figures(model, args.variation, args.phantom_cache, phantoms)
+            kind = model.card.training["data"]["kind"]
+            if kind not in baselines:
+                baselines[kind] = (Path(path).name, figures)
+                continue
+            base_name, base = baselines[kind]
+            better = compare(base, figures)
+            listed = ", ".join(better) or "none"
+            print(f"{'':>9}  against {base_name}: better on {len(better)} of {len(figures)} ({listed})")
     fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.5 * len(rows)))
     for row, (label, kind, array) in zip(axes, rows):
         low, high = WINDOWS[kind]
@@ -125,7 +158,8 @@ def main() -> None:
             if row is axes[0]:
                 axis.set_title(title)
         row[0].set_ylabel(label, fontsize=8)
-    fig.suptitle("SYNTHETIC: bundled demo models (HA-GAN 128³) and their training data", fontsize=10)
+    what = "HA-GAN models" if args.models else "bundled demo models (HA-GAN 128³)"
+    fig.suptitle(f"SYNTHETIC: {what} and their training data", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.985))  # room for the title
     fig.savefig(args.out, dpi=70)
     print(f"wrote {args.out}")
