@@ -402,3 +402,39 @@ def test_the_app_asks_which_series_and_explains_a_broken_one(main_window, qtbot,
     qtbot.waitUntil(lambda: bool(main_window.dialogs), timeout=WAIT_MS)
     assert len(main_window.dialogs) == 1 and "b-IM0005.dcm: 1 missing slice(s)" in main_window.dialogs[0]
     assert "\n" not in main_window.dialogs[0]
+
+
+def test_the_encode_panel_encodes_a_dicom_series_the_user_picks(
+    main_window, qtbot, tiny_model_file, tmp_path, monkeypatch
+):
+    from app_support import WAIT_MS, open_and_wait
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QFileDialog
+
+    import app.panels.encode_panel
+
+    open_and_wait(main_window, qtbot, tiny_model_file, seed=2)
+    scan = main_window.state.volumes["full"]
+    folder = save_dicom_series(scan, tmp_path / "scans")
+    for path in save_dicom_series(known_volume(shape=(16, 16, 8), seed=2), tmp_path / "other").iterdir():
+        path.rename(folder / ("b-" + path.name))  # a second series in the same folder
+    offered = []
+
+    def choose(parent, series):
+        offered.extend(series)
+        return next(s.uid for s in series if s.count == scan.array.shape[2])
+
+    monkeypatch.setattr(app.panels.encode_panel, "choose_series", choose)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(folder))
+    main_window.docks["encode"].raise_()
+    panel = main_window.panels["encode"]
+    qtbot.waitUntil(panel.isVisible, timeout=WAIT_MS)
+    assert panel.dicom_button.isEnabled()
+    qtbot.mouseClick(panel.dicom_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.encoded is not None, timeout=WAIT_MS)
+    assert sorted(s.count for s in offered) == sorted([8, scan.array.shape[2]])
+    assert panel.encoded[0] == "scans" and "PSNR" in panel.metrics.text()
+    original = panel.panes["original"].volume
+    assert original.array.shape == scan.array.shape  # the chosen series, not the 16x16x8 one
+    assert np.corrcoef(original.array.ravel(), scan.array.ravel())[0, 1] > 0.99
+    assert not main_window.dialogs

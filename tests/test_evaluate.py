@@ -131,7 +131,7 @@ def test_evaluate_reads_a_preprocessed_npy_folder(setup, tmp_path):
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "r.json"
-    argv = ["--checkpoint", str(model), "--real", str(folder), "--samples", "2", "--extractor", "none"]
+    argv = ["--model", str(model), "--real", str(folder), "--samples", "2", "--extractor", "none"]  # as sample takes it
     assert run_evaluate([*argv, "--reconstructions", "0", "--no-cache", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["real_set"]["format"] == "npy" and report["real_set"]["count"] == 2

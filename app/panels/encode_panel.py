@@ -1,5 +1,6 @@
 """Encode a real scan: preprocess it as the model was trained, encode to z, rebuild it, compare.
 
+The scan is a NIfTI file or a DICOM series folder (several series in one folder: the user picks one).
 HA-GAN models with encoders map a scan to a latent z (engine.encode). The panel shows the
 preprocessed original | the full reconstruction from z | their difference, with PSNR and SSIM over
 the volume and inside the foreground next to a blank and a mean-valued constant volume, and
@@ -14,14 +15,15 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
-from engine.api import encode_scan, encoding_volumes, metrics_lines, prepare_scan, scan_name
+from engine.api import encode_scan, encoding_volumes, list_series, metrics_lines, prepare_scan, scan_name
 
 from ..context import AppContext
 from ..render.window_level import WindowLevel, default_window
 from ..settings import recent_files, remember_file
 from ..state import Latent, LoadedModel
 from ..views.pane import VolumePane
-from ..workers import INFERENCE
+from ..volume_files import choose_series
+from ..workers import BACKGROUND, INFERENCE
 from .status_label import StatusLabel
 
 DIFFERENCE_CMAP = "RdBu_r"
@@ -35,11 +37,12 @@ TITLES = {
 }
 
 
-def encode_file(model, path: str, progress) -> tuple[str, object, dict]:
-    """The job: read and preprocess the scan, encode, reconstruct; returns (name, Encoding, Volumes)."""
+def encode_file(model, path: str, progress, series: str | None = None) -> tuple[str, object, dict]:
+    """The job: read and preprocess the scan (a DICOM folder: ``series`` picks one of several), encode,
+    reconstruct; returns (name, Encoding, Volumes)."""
     name = scan_name(path)
     progress(0, 3, f"{name}: reading and preprocessing")
-    prepared = prepare_scan(path, model.card)
+    prepared = prepare_scan(path, model.card, series=series)
     progress(1, 3, f"{name}: encoding and reconstructing")
     encoding = encode_scan(model, prepared)
     progress(2, 3, f"{name}: comparing")
@@ -52,7 +55,8 @@ def symmetric_window(volume) -> WindowLevel:
 
 
 class EncodePanel(QWidget):
-    """Open a NIfTI, see original | reconstruction | difference with PSNR/SSIM, use z as the latent."""
+    """Open a NIfTI or a DICOM series, see original | reconstruction | difference with PSNR/SSIM, use z
+    as the latent."""
 
     def __init__(self, context: AppContext, parent: QWidget | None = None):
         super().__init__(parent)
@@ -60,6 +64,8 @@ class EncodePanel(QWidget):
         self.encoded: tuple[str, object, LoadedModel] | None = None  # (name, Encoding, model it belongs to)
         self.open_button = QPushButton("Open NIfTI…")
         self.open_button.setToolTip("A real scan (.nii / .nii.gz) to encode with this model's encoders")
+        self.dicom_button = QPushButton("Open DICOM series…")
+        self.dicom_button.setToolTip("A real scan as a folder of DICOM images, to encode with this model's encoders")
         self.use_button = QPushButton("Use as latent")
         self.use_button.setToolTip("Show the reconstruction's latent in the views; interpolation can start from it")
         self.use_button.setEnabled(False)
@@ -76,6 +82,7 @@ class EncodePanel(QWidget):
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_button)
+        buttons.addWidget(self.dicom_button)
         buttons.addWidget(self.use_button)
         buttons.addStretch(1)
         self.splitter = splitter = QSplitter(Qt.Orientation.Vertical)
@@ -90,6 +97,7 @@ class EncodePanel(QWidget):
 
         state = context.state
         self.open_button.clicked.connect(self.choose_file)
+        self.dicom_button.clicked.connect(self.choose_dicom_folder)
         self.use_button.clicked.connect(self.use_as_latent)
         for pane in self.panes.values():
             pane.picked.connect(state.set_crosshair)
@@ -112,12 +120,14 @@ class EncodePanel(QWidget):
         self.metrics.setText("")
         able = model is not None and model.model.has_encoders
         self.open_button.setEnabled(able)
+        self.dicom_button.setEnabled(able)
         if model is None:
-            text = "Open a model with encoders, then a NIfTI scan to encode."
+            text = "Open a model with encoders, then a scan (NIfTI or DICOM series) to encode."
         elif not able:
             text = f"{model.name} has no encoders (E and Sub_E): it cannot encode a scan."
         else:
-            text = f"Open a NIfTI scan to encode with {model.name} ({model.resolution}³, {model.card.modality})."
+            about = f"{model.name} ({model.resolution}³, {model.card.modality})"
+            text = f"Open a scan (NIfTI or DICOM series) to encode with {about}."
         self.status.setText(text)
         for pane in self.panes.values():
             pane.modality = model.card.modality if model else ""
@@ -147,12 +157,47 @@ class EncodePanel(QWidget):
         if path:
             self.open_path(path)
 
-    def open_path(self, path: str) -> None:
-        """Encode a NIfTI file on the model's thread; the panes fill in when it is done."""
+    def choose_dicom_folder(self) -> None:
+        recent = recent_files(RECENT_KEY)
+        start = str(Path(recent[0]).parent) if recent else ""
+        folder = QFileDialog.getExistingDirectory(self, "Open a DICOM series to encode (a folder of images)", start)
+        if folder:
+            self.open_dicom_folder(folder)
+
+    def open_dicom_folder(self, folder: str) -> None:
+        """List the folder's series in the background, ask which one when there are several, encode it."""
+        if not self._can_encode():
+            return
+        folder = str(folder)
+
+        def listed(found) -> None:
+            uid = found[0].uid if len(found) == 1 else choose_series(self, found)
+            if uid is not None:
+                self.open_path(folder, uid)
+
+        self.status.setText(f"Looking into {Path(folder).name}…")
+        self.context.jobs.submit(
+            "encode",
+            f"Looking into {Path(folder).name}",
+            lambda progress: list_series(Path(folder)),
+            listed,
+            self._failed,
+            pool=BACKGROUND,
+        )
+
+    def _can_encode(self) -> bool:
         model = self.context.state.model
         if model is None or not model.model.has_encoders:
             self.context.report_error("the current model has no encoders: it cannot encode a scan")
+            return False
+        return True
+
+    def open_path(self, path: str, series: str | None = None) -> None:
+        """Encode a NIfTI file or a DICOM series folder (``series``: which of several) on the model's
+        thread; the panes fill in when it is done."""
+        if not self._can_encode():
             return
+        model = self.context.state.model
         path = str(path)
         self.status.setText(f"Encoding {Path(path).name}…")
 
@@ -165,7 +210,7 @@ class EncodePanel(QWidget):
         self.context.jobs.submit(
             "encode",
             f"Encoding {Path(path).name}",
-            lambda progress: encode_file(model.model, path, progress),
+            lambda progress: encode_file(model.model, path, progress, series),
             done,
             self._failed,
             pool=INFERENCE,

@@ -592,7 +592,11 @@ def register(commands) -> argparse.ArgumentParser:
     """Add ``evaluate`` to an argparse subparsers object; its ``run`` returns an exit code."""
     parser = commands.add_parser("evaluate", help="compare a model's samples with a real set: FID, MMD, seams, ...")
     parser.add_argument(
-        "--checkpoint", required=True, help="our .safetensors model, or official HA-GAN files (G_iterN.pth or folder)"
+        "--model",
+        "--checkpoint",
+        dest="checkpoint",
+        required=True,
+        help="our .safetensors model, or official HA-GAN files (G_iterN.pth or folder)",
     )
     parser.add_argument("--resolution", type=int, choices=(128, 256), help="resolution of official HA-GAN files")
     parser.add_argument(
