@@ -161,8 +161,10 @@ class CompareWindow(QWidget):
             self.model_b = LoadedModel(model, str(path))
             self.model_b_button.setText(f"B under: {Path(path).name}"[:48])  # the file: card names can repeat
 
+        main = self.context.state.model
+        device = main.model.device if main is not None else "cpu"  # B runs where A runs: same speed, same numerics
         return self.context.jobs.submit(
-            "compare-model", f"Loading {Path(path).name}", lambda _progress: load_model(path, device="cpu"), done,
+            "compare-model", f"Loading {Path(path).name}", lambda _progress: load_model(path, device=device), done,
             self.context.report_error, INFERENCE,
         )  # fmt: skip
 
