@@ -349,6 +349,9 @@ class MainWindow(QMainWindow):
         store.setValue("window/geometry", self.saveGeometry())
         store.setValue("window/state", self.saveState())
         store.sync()
+        # cancelled jobs stop at their next progress report; the window goes at once, not when they do
+        self.jobs.cancel()
+        self.hide()
         for panel in self.panels.values():
             closer = getattr(panel, "shutdown", None)
             if closer:

@@ -1,5 +1,5 @@
 """Jobs in the status bar: a long job stays shown (and cancellable) while short ones come and go in the
-other pool; a cancel names the job."""
+other pool; a cancel names the job; closing the window does not wait for a job that ignores Cancel."""
 
 from __future__ import annotations
 
@@ -70,3 +70,31 @@ def test_a_cancelled_job_is_named_in_the_message(main_window, qtbot):
     assert ended == ["cancelled"] and stopped.is_set()
     assert main_window.statusBar().currentMessage() == "Exporting scan.nii.gz cancelled"
 
+
+def test_closing_hides_the_window_and_does_not_wait_for_a_job_that_ignores_cancel(main_window, qtbot):
+    release, returned = threading.Event(), threading.Event()
+
+    def stubborn(progress):
+        progress(0, 0, "one long step")
+        release.wait(10)  # never asks whether it was cancelled (a long step between reports)
+        returned.set()
+
+    main_window.jobs.shutdown_wait_s = 0.3
+    visible_while_waiting: list[bool] = []
+    shutdown = main_window.jobs.shutdown
+
+    def watched_shutdown(*args, **kwargs):
+        visible_while_waiting.append(main_window.isVisible())
+        return shutdown(*args, **kwargs)
+
+    main_window.jobs.shutdown = watched_shutdown
+    try:
+        main_window.jobs.submit("test", "Stubborn", stubborn, pool=BACKGROUND)
+        qtbot.waitUntil(main_window.cancel_button.isVisible, timeout=WAIT_MS)
+        main_window.close()
+        still_blocked = not returned.is_set()  # close came back while the job was still inside its step
+    finally:
+        release.set()
+    assert still_blocked and main_window.jobs.abandoned
+    assert visible_while_waiting == [False]  # the window went first, then the wait
+    qtbot.waitUntil(returned.is_set, timeout=WAIT_MS)  # (the fixture's teardown destroys the pools after this)
