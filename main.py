@@ -80,7 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if model:
         window.open_model(model, args.resolution)
-    return app.exec()
+    code = app.exec()
+    if window.jobs.abandoned:
+        # a job still inside a long step after Cancel would hold the exit (Qt waits for its thread):
+        # settings and the workspace are saved, and its file writes are atomic (no torn file)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

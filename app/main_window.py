@@ -13,11 +13,9 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QFrame,
-    QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QTabBar,
@@ -30,6 +28,7 @@ from engine.api import Part
 from .context import AppContext
 from .dicom_menu import add_dicom_actions
 from .generation import GenerationController
+from .job_status import JobStatus
 from .keys import FieldKeys, keys_dialog
 from .settings import settings
 from .state import AppState, LoadedModel
@@ -215,49 +214,12 @@ class MainWindow(QMainWindow):
         self._keys_dialog: QDialog | None = None
 
     def _build_status_bar(self) -> None:
-        status = self.statusBar()
-        self.job_label = QLabel("")
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(180)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop the running job (Esc)")
-        self.cancel_button.setShortcut(QKeySequence("Esc"))
-        self.cancel_button.clicked.connect(lambda: self.jobs.cancel(self._shown_job))
-        for widget in (self.job_label, self.progress, self.cancel_button):
-            status.addPermanentWidget(widget)
-            widget.hide()
-        self._shown_job: int | None = None
-        self.jobs.job_started.connect(self._on_job_started)
-        self.jobs.job_progress.connect(self._on_job_progress)
-        self.jobs.job_finished.connect(self._on_job_finished)
-
-    @Slot(int, str)
-    def _on_job_started(self, ticket: int, label: str) -> None:
-        self._shown_job = ticket
-        self.job_label.setText(label + "…")
-        self.progress.setRange(0, 0)  # busy until the job reports a total
-        for widget in (self.job_label, self.progress, self.cancel_button):
-            widget.show()
-
-    @Slot(int, int, int, str)
-    def _on_job_progress(self, ticket: int, done: int, total: int, text: str) -> None:
-        if ticket != self._shown_job:
-            return
-        if total:
-            self.progress.setRange(0, total)
-            self.progress.setValue(done)
-        if text:
-            self.job_label.setText(text)
-
-    @Slot(int, str)
-    def _on_job_finished(self, ticket: int, outcome: str) -> None:
-        if ticket != self._shown_job:
-            return
-        self._shown_job = None
-        for widget in (self.job_label, self.progress, self.cancel_button):
-            widget.hide()
-        if outcome == "cancelled":
-            self.show_message(f"{self.jobs.label(ticket) or 'Job'} cancelled")
+        self.job_status = JobStatus(self.jobs, self.statusBar(), self.show_message)
+        self.job_label, self.progress, self.cancel_button = (
+            self.job_status.label,
+            self.job_status.progress,
+            self.job_status.cancel_button,
+        )
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -387,6 +349,9 @@ class MainWindow(QMainWindow):
         store.setValue("window/geometry", self.saveGeometry())
         store.setValue("window/state", self.saveState())
         store.sync()
+        # cancelled jobs stop at their next progress report; the window goes at once, not when they do
+        self.jobs.cancel()
+        self.hide()
         for panel in self.panels.values():
             closer = getattr(panel, "shutdown", None)
             if closer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 from engine.api import user_message
 
 INFERENCE, BACKGROUND = "inference", "background"  # one thread each: the model vs. long side jobs
+SHUTDOWN_WAIT_S = 3.0  # how long quitting waits for cancelled jobs to reach their next progress report
 
 
 class Cancelled(Exception):
@@ -101,6 +103,8 @@ class JobRunner(QObject):
         self._latest: dict[str, int] = {}
         self._jobs: dict[int, _Job] = {}
         self._started: set[int] = set()
+        self.shutdown_wait_s = SHUTDOWN_WAIT_S
+        self.abandoned = False  # shutdown gave up waiting for a job that had not stopped yet
         self._relay = _Relay(self)
         self._relay.done.connect(self._on_done)
         self._relay.failed.connect(self._on_failed)
@@ -140,15 +144,24 @@ class JobRunner(QObject):
         job = self._jobs.get(ticket)
         return job.label if job else ""
 
-    def shutdown(self) -> None:
-        """Cancel everything and wait for the running jobs; later results are ignored."""
+    def shutdown(self, wait_s: float | None = None) -> bool:
+        """Cancel everything and wait up to ``wait_s`` (default ``shutdown_wait_s``) for the running
+        jobs to stop; later results are ignored. True when every job stopped in time.
+
+        A job stops at its next ``progress(...)`` call, so one inside a long step can outlast the
+        wait: then ``abandoned`` is set, and the app ends the process without waiting for it.
+        """
         self.cancel()
         self._latest.clear()
         for pool in self._pools.values():
             pool.clear()
-        for pool in self._pools.values():
-            pool.waitForDone()
+        deadline = time.monotonic() + (self.shutdown_wait_s if wait_s is None else wait_s)
+        stopped = [
+            pool.waitForDone(max(0, round((deadline - time.monotonic()) * 1000))) for pool in self._pools.values()
+        ]
         self._jobs.clear()
+        self.abandoned = not all(stopped)
+        return not self.abandoned
 
     def _finish(self, ticket: int, outcome: str) -> _Job | None:
         job = self._jobs.pop(ticket, None)
