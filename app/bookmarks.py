@@ -46,7 +46,7 @@ def check_latent(values, latent_dim: int | None, where: str) -> np.ndarray:
         raise LatentFileError(f"{where}: the latent has {array.size} values, this model needs {latent_dim}")
     if not np.isfinite(array).all():
         raise LatentFileError(f"{where}: the latent contains NaN or infinite values")
-    return array.astype(np.float32)
+    return np.array(array, dtype=np.float32)  # a plain copy (also of a memory-mapped file)
 
 
 @dataclass
@@ -212,8 +212,8 @@ def read_latent(path: str | os.PathLike, latent_dim: int | None = None) -> Bookm
         if len(found) != 1:
             raise LatentFileError(f"{path}: holds {len(found)} latents; import takes a file of one")
         return found[0]
-    try:
-        array = np.load(path, allow_pickle=False)
+    try:  # mapped, not read: a volume picked by mistake is refused by its header's shape, in no time
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise LatentFileError(f"{path}: not a NumPy .npy file ({str(error).splitlines()[0]})") from None
     if not isinstance(array, np.ndarray):

@@ -1,10 +1,11 @@
 """Bookmarks and direction names in the window under Xvfb: one save per selection, failed saves that change
-nothing, damaged files at start."""
+nothing, damaged files at start, a volume picked as a latent."""
 
 from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 from app_support import WAIT_MS, open_and_wait
 
@@ -106,3 +107,11 @@ def test_the_app_starts_with_damaged_bookmarks_and_direction_names(qtbot, monkey
     finally:
         window.close()
         delete_now(window)
+
+
+def test_a_volume_picked_as_a_latent_is_one_line(main_window, qtbot, tiny_model_file, tmp_path):
+    open_and_wait(main_window, qtbot, tiny_model_file, seed=2)
+    np.lib.format.open_memmap(tmp_path / "ct.npy", mode="w+", dtype=np.int16, shape=(128, 128, 128)).flush()
+    assert not main_window.panels["latent"].import_latent(tmp_path / "ct.npy")
+    assert len(main_window.dialogs) == 1 and "ct.npy" in main_window.dialogs[0]
+    assert "(128, 128, 128)" in main_window.dialogs[0] and main_window.state.latent.seed == 2

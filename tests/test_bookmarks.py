@@ -217,3 +217,21 @@ def test_a_second_damaged_store_keeps_the_first_one_set_aside(tmp_path):
             BookmarkStore(path).load()
     assert (tmp_path / "bookmarks.damaged.json").read_text() == "{first"
     assert (tmp_path / "bookmarks.damaged-2.json").read_text() == "{second"
+
+
+def test_a_volume_picked_as_a_latent_is_refused_without_reading_it(tmp_path):
+    import tracemalloc
+
+    volume = np.lib.format.open_memmap(tmp_path / "ct.npy", mode="w+", dtype=np.float32, shape=(256, 256, 256))
+    volume.flush()  # 64 MB on disk (sparse where the file system allows)
+    del volume
+    tracemalloc.start()
+    try:
+        with pytest.raises(LatentFileError) as error:
+            read_latent(tmp_path / "ct.npy", 16)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    message = str(error.value)
+    assert "ct.npy" in message and "(256, 256, 256)" in message and "\n" not in message
+    assert peak < 1_000_000  # bytes: the header was read, not the 64 MB of voxels
