@@ -9,7 +9,9 @@ Every problem with a file becomes a ``LatentFileError`` whose message is one lin
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import errno
 import json
 import os
 import uuid
@@ -19,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.api import atomic_write
+
+from .set_aside import set_aside
 
 FORMAT = "gan-volume-explorer/bookmarks"
 VERSION = 1
@@ -42,7 +46,7 @@ def check_latent(values, latent_dim: int | None, where: str) -> np.ndarray:
         raise LatentFileError(f"{where}: the latent has {array.size} values, this model needs {latent_dim}")
     if not np.isfinite(array).all():
         raise LatentFileError(f"{where}: the latent contains NaN or infinite values")
-    return array.astype(np.float32)
+    return np.array(array, dtype=np.float32)  # a plain copy (also of a memory-mapped file)
 
 
 @dataclass
@@ -59,14 +63,15 @@ class Bookmark:
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict:
-        # float32 -> Python float is exact, and JSON keeps 17 digits: the vector round-trips bit for bit
+        # 9 significant digits read back to the same float32, bit for bit (the decimal lies far closer to
+        # the value than to the midpoint between float32 neighbours), in about half the text of 17
         return {
             "name": self.name,
             "model_hash": self.model_hash,
             "model_name": self.model_name,
             "seed": self.seed,
             "truncation": self.truncation,
-            "z": [float(x) for x in self.z],
+            "z": [float(f"{x:.9g}") for x in self.z.tolist()],
             "id": self.id,
             "created": self.created,
         }
@@ -118,34 +123,58 @@ def _bookmarks_in(document: object, path: Path, latent_dim: int | None = None) -
 
 
 def write_bookmarks(path: str | os.PathLike, bookmarks: list[Bookmark]) -> Path:
-    """Write bookmarks in the store's format, atomically (a crash leaves the old file or the new)."""
-    document = {"format": FORMAT, "version": VERSION, "bookmarks": [b.to_dict() for b in bookmarks]}
-    text = json.dumps(document, indent=1)
+    """Write bookmarks in the store's format, atomically (a crash leaves the old file or the new).
+
+    Compact: one bookmark (its latent included) per line. Files written with one number per line
+    read the same way."""
+    header = json.dumps({"format": FORMAT, "version": VERSION})[:-1]
+    lines = [json.dumps(b.to_dict(), ensure_ascii=False, separators=(",", ":")) for b in bookmarks]
+    text = header + ', "bookmarks": [\n' + ",\n".join(lines) + "\n]}\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 class BookmarkStore:
-    """Every bookmark, in the order they were added; each change is saved at once."""
+    """Every bookmark, in the order they were added; each change is saved at once.
+
+    A change shows in ``bookmarks`` only once it is saved: when the save fails (OSError) the list
+    stays as it was, so what the app lists is what the next start reads."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.bookmarks: list[Bookmark] = []
+        self._kept_damaged = False  # a damaged file that could not be moved aside: never overwrite it
 
     def load(self) -> list[Bookmark]:
         """Read the file (none yet: no bookmarks). A damaged file is set aside, never overwritten."""
-        self.bookmarks = []
+        self.bookmarks, self._kept_damaged = [], False
         if not self.path.exists():
             return self.bookmarks
         try:
             self.bookmarks = _bookmarks_in(_read_json(self.path), self.path)
         except LatentFileError as error:
-            aside = self.path.with_name(self.path.stem + ".damaged.json")
-            os.replace(self.path, aside)
+            try:
+                aside = set_aside(self.path)
+            except OSError as move_error:
+                self._kept_damaged = True
+                raise LatentFileError(
+                    f"{error}; cannot move it aside ({move_error.strerror or move_error}), so it is left as it is "
+                    "and no bookmark is saved while the app runs"
+                ) from None
             raise LatentFileError(f"{error}; kept as {aside.name}, starting a new list") from None
         return self.bookmarks
 
     def save(self) -> None:
-        write_bookmarks(self.path, self.bookmarks)
+        self._write(self.bookmarks)
+
+    def _write(self, bookmarks: list[Bookmark]) -> None:
+        if self._kept_damaged:
+            raise OSError(errno.EEXIST, "the damaged bookmarks file is kept as it is")
+        write_bookmarks(self.path, bookmarks)
+
+    def _commit(self, bookmarks: list[Bookmark]) -> None:
+        """Save ``bookmarks``, then list them (an OSError leaves the list as it was)."""
+        self._write(bookmarks)
+        self.bookmarks = bookmarks
 
     def for_model(self, model_hash: str) -> list[Bookmark]:
         return [b for b in self.bookmarks if b.model_hash == model_hash]
@@ -154,19 +183,21 @@ class BookmarkStore:
         return next((b for b in self.bookmarks if b.id == bookmark_id), None)
 
     def add(self, bookmark: Bookmark) -> Bookmark:
-        self.bookmarks.append(bookmark)
-        self.save()
-        return bookmark
+        return self.add_all([bookmark])[0]
+
+    def add_all(self, bookmarks: list[Bookmark]) -> list[Bookmark]:
+        """Add several bookmarks with one save."""
+        self._commit([*self.bookmarks, *bookmarks])
+        return bookmarks
 
     def rename(self, bookmark_id: str, name: str) -> None:
         bookmark = self.get(bookmark_id)
         if bookmark is not None and name.strip() and name.strip() != bookmark.name:
-            bookmark.name = name.strip()
-            self.save()
+            renamed = dataclasses.replace(bookmark, name=name.strip())
+            self._commit([renamed if b is bookmark else b for b in self.bookmarks])
 
     def remove(self, bookmark_id: str) -> None:
-        self.bookmarks = [b for b in self.bookmarks if b.id != bookmark_id]
-        self.save()
+        self._commit([b for b in self.bookmarks if b.id != bookmark_id])
 
 
 def read_latent(path: str | os.PathLike, latent_dim: int | None = None) -> Bookmark:
@@ -181,13 +212,14 @@ def read_latent(path: str | os.PathLike, latent_dim: int | None = None) -> Bookm
         if len(found) != 1:
             raise LatentFileError(f"{path}: holds {len(found)} latents; import takes a file of one")
         return found[0]
-    try:
-        array = np.load(path, allow_pickle=False)
+    try:  # mapped, not read: a volume picked by mistake is refused by its header's shape, in no time
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise LatentFileError(f"{path}: not a NumPy .npy file ({str(error).splitlines()[0]})") from None
     if not isinstance(array, np.ndarray):
+        array.close()  # an .npz archive
         raise LatentFileError(f"{path}: holds several arrays; a latent file holds one")
-    return Bookmark(name=path.stem, z=check_latent(array, latent_dim, str(path)))
+    return Bookmark(name=path.stem, z=check_latent(array, latent_dim, str(path)))  # (a copy, not the map)
 
 
 def write_latent(path: str | os.PathLike, bookmark: Bookmark) -> Path:

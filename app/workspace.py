@@ -252,13 +252,19 @@ class WorkspaceController(QObject):
         return True
 
     def autosave(self) -> Path | None:
-        """The workspace as the app closes, for 'Reopen last workspace' (only once a model was shown)."""
+        """The workspace as the app closes, for 'Reopen last workspace' (only once a model was shown).
+
+        A file that cannot be written is one line (closing goes on): the next start would otherwise
+        offer an older workspace without a word."""
         if self.context.state.model is None:
             return None
+        path = last_workspace_path()
         try:
-            return write_workspace(last_workspace_path(), Workspace.of(self.context.state))
-        except OSError:
-            return None  # closing must not fail for it
+            return write_workspace(path, Workspace.of(self.context.state))
+        except OSError as error:
+            older = "; 'Reopen last workspace' will offer an older one" if path.exists() else ""
+            self.context.report_error(f"{path}: cannot save the workspace to reopen ({error.strerror or error}){older}")
+            return None
 
     def open(self, path: str | os.PathLike) -> bool:
         """Restore a workspace: at once on the model shown, or after its model loaded in the background."""

@@ -193,3 +193,17 @@ def test_a_workspace_file_names_the_3d_mode_as_plain_text(tmp_path):
     text = path.read_text()
     assert json.loads(text)["render"]["mode"] == "volume" and "RenderMode" not in text
     assert read_workspace(path).render_mode == "volume"
+
+
+def test_a_last_workspace_that_cannot_be_saved_is_said_once(main_window, qtbot, tiny_model_file, monkeypatch):
+    import app.workspace
+
+    def full(path, workspace):
+        raise OSError(28, "No space left on device")
+
+    open_and_wait(main_window, qtbot, tiny_model_file, seed=6)
+    monkeypatch.setattr(app.workspace, "write_workspace", full)
+    main_window.close()
+    assert len(main_window.dialogs) == 1 and "\n" not in main_window.dialogs[0]
+    assert "last-workspace.json" in main_window.dialogs[0]
+    assert "No space left on device" in main_window.dialogs[0]

@@ -51,6 +51,8 @@ class DirectionsPanel(QWidget):
         self.context = context
         self.directions: Directions | None = None
         self.names = DirectionNames(user_data_dir() / "directions.json")
+        if self.names.problem:  # after the window is up, so the dialog has a parent to sit on
+            QTimer.singleShot(0, lambda message=self.names.problem: context.report_error(message))
         self.base: Latent | None = None  # the latent the sliders move
         self._shown: Latent | None = None  # the latent this panel last put in the state
         self.sliders: list[QSlider] = []
@@ -196,6 +198,8 @@ class DirectionsPanel(QWidget):
         try:
             self.names.rename(self._model_key(), k, name)
         except OSError as error:
+            if k < len(self.name_edits):  # the field shows the name that is kept
+                self.name_edits[k].setText(self.names.names(self._model_key()).get(k, ""))
             self.context.report_error(f"{self.names.path}: cannot save direction names ({error.strerror or error})")
         if k < self.sweep_box.count():
             self.sweep_box.setItemText(k, self.direction_name(k))

@@ -229,13 +229,23 @@ class LatentPanel(QWidget):
         state = self.context.state
         if state.model is None:
             return
-        for latent in latents:
-            z = latent.z.detach().cpu().float().numpy().reshape(-1)
-            bookmark = Bookmark(latent.label, z, self._model_key(), state.model.name, latent.seed, state.truncation)
-            if not self._saved(lambda bookmark=bookmark: self.store.add(bookmark)):
-                break
-        self._fill_bookmarks()
-        self.context.show_message(f"Bookmarked {', '.join(latent.label for latent in latents)}")
+        key, model_name, truncation = self._model_key(), state.model.name, state.truncation
+        bookmarks = [
+            Bookmark(
+                latent.label,
+                latent.z.detach().cpu().float().numpy().reshape(-1),
+                key,
+                model_name,
+                latent.seed,
+                truncation,
+            )
+            for latent in latents
+        ]
+        if self._saved(lambda: self.store.add_all(bookmarks)):  # one save for the whole selection
+            self._fill_bookmarks()
+            labels = [latent.label for latent in latents]
+            shown = ", ".join(labels) if len(labels) <= 5 else f"{len(labels)} latents: {labels[0]} … {labels[-1]}"
+            self.context.show_message(f"Bookmarked {shown}")
 
     def show_bookmark(self, item: QListWidgetItem) -> None:
         bookmark = self.store.get(item.data(ID_ROLE))
@@ -259,7 +269,8 @@ class LatentPanel(QWidget):
             self._fill_bookmarks()
 
     def _saved(self, change) -> bool:
-        """Run a store change; a file that cannot be written becomes a dialog, not a crash."""
+        """Run a store change; a file that cannot be written becomes a dialog, not a crash (and the
+        store keeps its list as it was)."""
         try:
             change()
         except OSError as error:
