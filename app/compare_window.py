@@ -31,6 +31,7 @@ from .context import AppContext
 from .panels.artifact_panel import DIFFERENCE_CMAP, difference_window
 from .render.window_level import WindowLevel, default_window
 from .state import Latent, LoadedModel
+from .views.render_queue import take_turns
 from .workers import INFERENCE
 
 MAX_SEED = 2**31 - 1
@@ -81,6 +82,7 @@ class CompareWindow(QWidget):
         self.resize(1400, 800)
         self.latents: dict[str, Latent | None] = {"a": None, "b": None}
         self.volumes: dict[str, Volume] = {}
+        self._showing: dict[str, Volume] | None = None  # volumes being drawn, pane by pane (show_volumes)
         self.seed_boxes, self.current_buttons = {}, {}
         controls = QHBoxLayout()
         for side in ("a", "b"):
@@ -205,19 +207,29 @@ class CompareWindow(QWidget):
         )  # fmt: skip
 
     def show_volumes(self, volumes: dict[str, Volume]) -> None:
-        self.volumes = volumes
+        """Fill the three panes, one per turn of the event loop (each after the previous pane's paint);
+        ``volumes`` is set with the last one. A newer comparison arriving meanwhile drops the rest."""
+        self._showing = volumes
         state = self.context.state
         modality = state.model.card.modality if state.model else ""
         window = state.window or default_window(volumes["a"], modality)
         spread = difference_window(volumes["difference"])
-        for name, pane in self.panes.items():
-            pane.crosshair = state.crosshair
-            pane.set_volume(volumes[name], spread if name == "difference" else window, reset_camera=True)
-        self.panes["a"].setToolTip(volumes["a"].provenance.get("latent_origin", ""))
-        self.panes["a"].header.setText(f"A: {self.latents['a'].label}")
-        self.panes["b"].header.setText(f"B: {self.latents['b'].label}")
-        self.colour_bar.set_range(spread.width / 2, volumes["a"].intensity.unit)
-        self._update_probe()
+
+        def show(name: str) -> None:
+            self.panes[name].crosshair = self.context.state.crosshair
+            self.panes[name].set_volume(volumes[name], spread if name == "difference" else window, reset_camera=True)
+
+        def shown() -> None:
+            self._showing = None
+            self.volumes = volumes
+            self.panes["a"].setToolTip(volumes["a"].provenance.get("latent_origin", ""))
+            self.panes["a"].header.setText(f"A: {self.latents['a'].label}")
+            self.panes["b"].header.setText(f"B: {self.latents['b'].label}")
+            self.colour_bar.set_range(spread.width / 2, volumes["a"].intensity.unit)
+            self._update_probe()
+
+        steps = [(pane, lambda name=name: show(name)) for name, pane in self.panes.items()]
+        take_turns(self, list(self.panes.values()), steps, lambda: self._showing is volumes, shown)
 
     def _on_crosshair(self, position) -> None:
         for pane in self.panes.values():
@@ -244,5 +256,6 @@ class CompareWindow(QWidget):
             self.probe.setText(f"at ({position}) mm:  A {a:.1f}  B {b:.1f}  A − B {d:.1f} {unit}".rstrip())
 
     def close_views(self) -> None:
+        self._showing = None
         for pane in self.panes.values():
             pane.close_view()

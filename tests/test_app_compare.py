@@ -37,6 +37,13 @@ def test_two_seeds_side_by_side_with_their_difference_and_linked_crosshair(main_
     assert window.latents["b"].seed == 3 and torch.equal(window.latents["b"].z, main_window.state.latent.z)
     assert window.colour_bar.high.text().startswith("+")
 
+    # new volumes fill the panes one per turn of the event loop: three scenes at once would stall the UI
+    swapped = {"a": window.volumes["b"], "b": window.volumes["a"], "difference": window.volumes["difference"]}
+    window.show_volumes(swapped)
+    assert window.panes["b"].volume is not swapped["b"] and window.volumes is not swapped  # (A's may be set)
+    qtbot.waitUntil(lambda: window.volumes is swapped, timeout=WAIT_MS)
+    assert all(pane.volume is swapped[name] for name, pane in window.panes.items())
+
 
 def test_the_same_seed_under_two_models(main_window, qtbot, tiny_model_file, tmp_path):
     from app_support import make_tiny_model

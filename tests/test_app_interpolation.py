@@ -12,7 +12,7 @@ import torch
 from app_support import WAIT_MS, open_and_wait
 
 from app.render.scene3d import INTERACTIVE_UPDATE_RATE
-from app.state import Latent
+from app.state import Latent, RenderMode
 from engine.cli import main
 from engine.latent import seed_to_z
 from engine.nifti import load_nifti
@@ -108,6 +108,32 @@ def test_export_gives_exactly_n_nifti_files_and_movie_frames(main_window, qtbot,
     reader = imageio_v2.get_reader(tmp_path / "turn.mp4", format="FFMPEG")
     assert reader.count_frames() == 3 and reader.get_data(0).std() > 1
     reader.close()
+
+
+def test_a_turning_isosurface_movie_builds_its_surfaces_off_the_ui_thread(
+    main_window, qtbot, tiny_model_file, tmp_path, monkeypatch
+):
+    from app.render import scene3d, turntable
+
+    panel = interpolation(main_window, qtbot, tiny_model_file)
+    state = main_window.state
+    state.set_render_mode(RenderMode.ISOSURFACE)
+    state.set_iso_value(float(np.percentile(state.volumes["full"].array, 70)))  # a surface in any tiny volume
+    surface_threads: list[int] = []
+
+    def recording(image, level):
+        surface_threads.append(threading.get_ident())
+        return real(image, level)
+
+    real = scene3d.isosurface
+    for module in (scene3d, turntable):  # wherever the movie takes its surfaces from
+        monkeypatch.setattr(module, "isosurface", recording, raising=False)
+    result = export_and_wait(panel, qtbot, movie=tmp_path / "surface.gif", view="3d", frames=3)
+    assert result.movie == tmp_path / "surface.gif" and not main_window.dialogs
+    assert len(surface_threads) == 3 and threading.get_ident() not in surface_threads
+    frames = np.stack(iio.imread(tmp_path / "surface.gif")).astype(float)
+    assert len(frames) == 3 and frames[0].std() > 1
+    assert np.abs(frames[0] - frames[1]).mean() > 1  # the camera turns around the surface
 
 
 def test_an_exported_sequence_has_the_frames_and_names_of_the_command_line(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -39,10 +39,10 @@ from engine.api import (
 )
 
 from ..context import AppContext
-from ..render.window_level import WindowLevel, default_window
+from ..render.window_level import WindowLevel, centred_window, default_window
 from ..state import LoadedModel
 from ..views.pane import VolumePane
-from ..views.render_queue import FRAME_MS, PAINT_WAIT_TURNS
+from ..views.render_queue import take_turns
 from ..workers import INFERENCE
 from .status_label import StatusLabel
 
@@ -103,8 +103,7 @@ def compare_full_stitched(explorer: Explorer, request: SampleRequest, key: tuple
 
 def difference_window(difference: Volume) -> WindowLevel:
     """Symmetric about 0, reaching the 99.5th percentile of |difference| (a few outliers do not wash it out)."""
-    spread = float(np.percentile(np.abs(difference.array), 99.5)) or float(np.abs(difference.array).max()) or 1.0
-    return WindowLevel(2.0 * spread, 0.0)
+    return centred_window(difference.array)
 
 
 def score_text(value: float) -> str:
@@ -301,26 +300,11 @@ class ArtifactPanel(QWidget):
             (None, lambda: self._show_figures(result)),
             (None, lambda: self._show_profile(result)),  # its own turn: the first imports pyqtgraph, makes the plot
         ]
-        waited = [0]
 
-        def next_step() -> None:
-            if self._showing is not result:
-                return  # superseded, or the model changed
-            pane, step = steps[0]
-            # the other pane's paint comes first (this pane's own waiting paint shows the new scene too)
-            painting = any(other.paint_pending for other in (self.stitched, self.difference) if other is not pane)
-            if not painting or waited[0] >= PAINT_WAIT_TURNS:
-                waited[0] = 0
-                steps.pop(0)
-                step()
-            else:
-                waited[0] += 1
-            if steps:
-                QTimer.singleShot(FRAME_MS, self, next_step)  # (again, if a pane has not painted yet)
-            else:
-                self._showing = None
+        def shown() -> None:
+            self._showing = None
 
-        next_step()
+        take_turns(self, (self.stitched, self.difference), steps, lambda: self._showing is result, shown)
 
     def _show_pane(self, pane: VolumePane, volume: Volume, window: WindowLevel, planes: list[float]) -> None:
         pane.crosshair = self.context.state.crosshair

@@ -18,10 +18,11 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSp
 from engine.api import encode_scan, encoding_volumes, list_series, metrics_lines, prepare_scan, scan_name
 
 from ..context import AppContext
-from ..render.window_level import WindowLevel, default_window
+from ..render.window_level import WindowLevel, centred_window, default_window
 from ..settings import recent_files, remember_file
 from ..state import Latent, LoadedModel
 from ..views.pane import VolumePane
+from ..views.render_queue import take_turns
 from ..volume_files import choose_series
 from ..workers import BACKGROUND, INFERENCE
 from .status_label import StatusLabel
@@ -49,11 +50,6 @@ def encode_file(model, path: str, progress, series: str | None = None) -> tuple[
     return name, encoding, encoding_volumes(model, encoding, name)
 
 
-def symmetric_window(volume) -> WindowLevel:
-    spread = float(np.percentile(np.abs(volume.array), 99.5)) or float(np.abs(volume.array).max()) or 1.0
-    return WindowLevel(2.0 * spread, 0.0)
-
-
 class EncodePanel(QWidget):
     """Open a NIfTI or a DICOM series, see original | reconstruction | difference with PSNR/SSIM, use z
     as the latent."""
@@ -62,6 +58,7 @@ class EncodePanel(QWidget):
         super().__init__(parent)
         self.context = context
         self.encoded: tuple[str, object, LoadedModel] | None = None  # (name, Encoding, model it belongs to)
+        self._showing = None  # the Encoding being drawn, pane by pane (show_encoding)
         self.open_button = QPushButton("Open NIfTI…")
         self.open_button.setToolTip("A real scan (.nii / .nii.gz) to encode with this model's encoders")
         self.dicom_button = QPushButton("Open DICOM series…")
@@ -115,7 +112,7 @@ class EncodePanel(QWidget):
     # -- state -> panel ----------------------------------------------------------------------------
 
     def _on_model(self, model: LoadedModel | None) -> None:
-        self.encoded = None
+        self.encoded = self._showing = None
         self.use_button.setEnabled(False)
         self.metrics.setText("")
         able = model is not None and model.model.has_encoders
@@ -221,23 +218,36 @@ class EncodePanel(QWidget):
         self.context.report_error(message)
 
     def show_encoding(self, name: str, encoding, volumes: dict, model: LoadedModel) -> None:
-        """Show the three volumes and the round-trip metrics."""
-        self.encoded = (name, encoding, model)
+        """Show the three volumes, one pane per turn of the event loop (each after the previous pane's
+        paint), and the round-trip metrics with the last; a newer encoding or model drops the rest."""
+        self._showing, self.encoded = encoding, None
+        self.use_button.setEnabled(False)
         state = self.context.state
         window = state.window or default_window(volumes["original"], model.card.modality)
-        for part, pane in self.panes.items():
-            volume = volumes.get(part)
+
+        def show(part: str) -> None:
+            pane, volume = self.panes[part], volumes.get(part)
             if volume is None:
                 pane.show_message("No reconstruction: a conditional model needs a class.")
-                continue
-            pane.crosshair = state.crosshair
-            pane.set_volume(volume, symmetric_window(volume) if part == "difference" else window)
-        m = encoding.metrics
-        self.metrics.setText("\n".join(metrics_lines(m)) if m else "")
-        self.metrics.setToolTip("On [0, 1] data (range 1). blank: a constant background; mean: the original's mean")
-        text = f"Encoded {name}: z has {encoding.z.shape[-1]} values. 'Use as latent' shows it."
-        self.status.setText(" ".join([*(f"Warning: {w}" for w in encoding.warnings), text]))
-        self.use_button.setEnabled(True)
+                return
+            pane.crosshair = self.context.state.crosshair
+            pane.set_volume(volume, centred_window(volume.array) if part == "difference" else window)
+
+        def shown() -> None:
+            self._showing = None
+            self.encoded = (name, encoding, model)
+            m = encoding.metrics
+            self.metrics.setText("\n".join(metrics_lines(m)) if m else "")
+            self.metrics.setToolTip("On [0, 1] data (range 1). blank: a constant background; mean: the original's mean")
+            text = f"Encoded {name}: z has {encoding.z.shape[-1]} values. 'Use as latent' shows it."
+            self.status.setText(" ".join([*(f"Warning: {w}" for w in encoding.warnings), text]))
+            self.use_button.setEnabled(True)
+
+        def wanted() -> bool:
+            return self._showing is encoding and self.context.state.model is model
+
+        steps = [(pane, lambda part=part: show(part)) for part, pane in self.panes.items()]
+        take_turns(self, list(self.panes.values()), steps, wanted, shown)
 
     def use_as_latent(self) -> None:
         """Make the encoded z the current latent (label 'encoded <name>')."""

@@ -11,7 +11,7 @@ from engine.api import Volume
 
 from ..state import RenderMode
 from .slices import Grid
-from .window_level import WindowLevel, modality_key, viewing_presets
+from .window_level import WindowLevel, modality_key, viewing_presets, voxel_sample
 
 MAX_3D_SIZE = 128  # larger volumes are rendered in 3D from every n-th voxel (slices stay full-res)
 # While the render window asks for at least this many frames per second (a moving slider, a
@@ -49,7 +49,7 @@ def volume_presets(volume: Volume, modality: str = "") -> list[dict]:
     for entry in viewing_presets().get("volume_rendering", {}).get(key, []):
         entry = dict(entry)
         if "range_percentiles" in entry:
-            sample = volume.array.ravel()[:: max(1, volume.array.size // 200_000)]
+            sample = voxel_sample(volume.array)
             entry["range"] = [float(v) for v in np.percentile(sample, entry.pop("range_percentiles"))]
         if "opacity_points" in entry:  # [[value, opacity], ...] in physical units, linear in between
             values, opacities = zip(*entry.pop("opacity_points"), strict=True)
@@ -64,7 +64,7 @@ def isosurface_value(volume: Volume, modality: str = "") -> float:
     if "value" in entry:
         return float(entry["value"])
     percentile = float(entry.get("value_percentile", 60))
-    return float(np.percentile(volume.array.ravel()[:: max(1, volume.array.size // 200_000)], percentile))
+    return float(np.percentile(voxel_sample(volume.array), percentile))
 
 
 def isosurface(image: pv.ImageData, iso_value: float) -> pv.PolyData:

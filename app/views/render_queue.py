@@ -8,6 +8,8 @@ previous one, so timers and input get a turn in between. Asking again before the
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from PySide6.QtCore import QObject, QTimer
 
 FRAME_MS = 16
@@ -54,3 +56,39 @@ def render_queue() -> RenderQueue:
     if _queue is None:
         _queue = RenderQueue()
     return _queue
+
+
+def take_turns(
+    owner: QObject,
+    panes: Sequence,
+    steps: list[tuple[object | None, Callable[[], None]]],
+    wanted: Callable[[], bool],
+    finished: Callable[[], None] | None = None,
+) -> None:
+    """Run ``steps`` (the pane a step draws or None, the step) one per turn of the event loop, each
+    after the other ``panes`` have painted (at most PAINT_WAIT_TURNS turns): several panes' scenes in
+    one go would block the UI thread for the sum of their renders. ``wanted`` false drops the rest
+    (superseded); ``finished`` follows the last step."""
+    steps, waited = list(steps), [0]
+
+    def next_step() -> None:
+        if not wanted():
+            return
+        pane, step = steps[0]
+        # another pane's paint comes first (this pane's own waiting paint shows the new scene too)
+        painting = any(other.paint_pending for other in panes if other is not pane)
+        if not painting or waited[0] >= PAINT_WAIT_TURNS:
+            waited[0] = 0
+            steps.pop(0)
+            step()
+        else:
+            waited[0] += 1
+        if steps:
+            QTimer.singleShot(FRAME_MS, owner, next_step)  # (again, if a pane has not painted yet)
+        elif finished is not None:
+            finished()
+
+    if steps:
+        next_step()
+    elif finished is not None:
+        finished()

@@ -1,7 +1,7 @@
 """Exporting the sequence along the path: NIfTI files, DICOM series, or a movie of a slice or a turning 3D view.
 
 The export runs as a job on the inference thread (``sequence.export_sequence``); 3D movie frames are
-rendered on the UI thread, one at a time, through ``_FrameBridge``.
+prepared there too (grid, isosurface) and rendered on the UI thread, one at a time, through ``_FrameBridge``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from engine.api import ConfigError
 
 from ...context import AppContext
 from ...movie import burn_labels
-from ...render.turntable import Turntable
-from ...render.window_level import WindowLevel, default_window
+from ...render.turntable import Turntable, TurntableScene, TurntableStyle
 from ...sequence import MOVIE_VIEWS, SequencePlan, export_sequence
 from ...state import FULL
 from ...workers import INFERENCE, Cancelled
@@ -118,7 +117,9 @@ class SequenceExport(QGroupBox):
         model = state.model.model
         bridge = None
         if plan.movie is not None and plan.view == "3d":
-            bridge = _FrameBridge(self._make_turntable(state.window), plan.frames, self)
+            modality = state.model.card.modality
+            style = TurntableStyle(state.render_mode, state.window, state.volume_preset, state.iso_value, modality)
+            bridge = _FrameBridge(style, plan.frames, self)
         self._bridge = bridge
 
         def work(progress):
@@ -136,21 +137,6 @@ class SequenceExport(QGroupBox):
         )
         return self._export_ticket
 
-    def _make_turntable(self, window: WindowLevel | None):
-        state = self.context.state
-        modality = state.model.card.modality if state.model else ""
-
-        def make(volume) -> Turntable:
-            return Turntable(
-                state.render_mode,
-                window or default_window(volume, modality),
-                state.volume_preset,
-                state.iso_value,
-                modality,
-            )
-
-        return make
-
     @Slot(int, str)
     def _on_job_finished(self, ticket: int, _outcome: str) -> None:
         if ticket == self._export_ticket and self._bridge is not None:
@@ -166,15 +152,16 @@ class SequenceExport(QGroupBox):
 class _FrameBridge(QObject):
     """Lets the export job (a worker thread) have 3D frames rendered on the UI thread, one at a time.
 
-    VTK's OpenGL must stay on the thread that owns the app's GL contexts; the job emits a request,
-    waits for the frame (checking for Cancel), and the UI thread renders between its other events.
+    VTK's OpenGL must stay on the thread that owns the app's GL contexts; the job prepares the frame's
+    data (grid, isosurface), emits a request, waits for the frame (checking for Cancel), and the UI
+    thread only draws and renders it, between its other events.
     """
 
-    wanted = Signal(object, int, str)  # volume, frame index, caption
+    wanted = Signal(object, int, str)  # TurntableScene, frame index, caption
 
-    def __init__(self, make_turntable, count: int, parent: QObject):
+    def __init__(self, style: TurntableStyle, count: int, parent: QObject):
         super().__init__(parent)
-        self._make, self._count = make_turntable, count
+        self._style, self._count = style, count
         self._turntable: Turntable | None = None
         self._answers: queue.Queue = queue.Queue()
         self._closed = False
@@ -182,7 +169,7 @@ class _FrameBridge(QObject):
 
     def request(self, volume, index: int, caption: str, progress) -> np.ndarray:
         """Worker thread: the RGB frame of ``volume``, rendered by the UI thread."""
-        self.wanted.emit(volume, index, caption)
+        self.wanted.emit(self._style.scene(volume), index, caption)
         while True:
             if progress.cancelled:
                 raise Cancelled
@@ -195,14 +182,14 @@ class _FrameBridge(QObject):
             return answer
 
     @Slot(object, int, str)
-    def _render(self, volume, index: int, caption: str) -> None:
+    def _render(self, scene: TurntableScene, index: int, caption: str) -> None:
         if self._closed:
             self._answers.put(Cancelled())
             return
         try:
             if self._turntable is None:
-                self._turntable = self._make(volume)
-            rgb = self._turntable.frame(volume, 360.0 * index / self._count)
+                self._turntable = Turntable()
+            rgb = self._turntable.frame(scene, 360.0 * index / self._count)
             self._answers.put(burn_labels(rgb, caption))
         except Exception as error:  # reaches the job, which reports it as its one-line error
             self._answers.put(error)
