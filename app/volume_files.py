@@ -105,7 +105,7 @@ def open_dicom_series(context: AppContext, folder: str | os.PathLike, series: st
 
     def listing(progress):
         progress(0, 0, f"looking into {folder.name}")
-        return list_series(folder)
+        return list_series(folder, progress)
 
     def listed(found: list[SeriesInfo]) -> None:
         chosen = found[0].uid if len(found) == 1 else choose_series(context.window, found)
@@ -117,9 +117,7 @@ def open_dicom_series(context: AppContext, folder: str | os.PathLike, series: st
         return
 
     def read(progress) -> Volume:
-        return load_dicom_series(
-            folder, series, lambda done, total: progress(done, total, f"reading image {done + 1}/{total}")
-        )
+        return load_dicom_series(folder, series, progress)
 
     _show_in_background(context, folder, read, f"Opened the DICOM series in {folder.name}")
 

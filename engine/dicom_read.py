@@ -29,6 +29,7 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 ORIENTATION_TOLERANCE = 1e-4  # direction cosines
 SPACING_TOLERANCE = 0.01  # fraction of the slice spacing
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+Progress = Callable[[int, int, str], None]  # (done, total, what); may raise to stop the reading
 
 
 class SeveralSeriesError(VolumeError):
@@ -79,9 +80,15 @@ def holds_dicom(folder: str | os.PathLike) -> bool:
         return False
 
 
-def list_series(folder: str | os.PathLike) -> list[SeriesInfo]:
-    """The image series in ``folder`` (headers only), ordered by series number."""
-    groups = _group(_headers(Path(folder)))
+def list_series(folder: str | os.PathLike, progress: Progress | None = None) -> list[SeriesInfo]:
+    """The image series in ``folder`` (headers only), ordered by series number.
+
+    ``progress(done, total, what)`` is called before each file's header is read.
+    """
+    return _series_infos(_group(_headers(Path(folder), progress)))
+
+
+def _series_infos(groups: dict[str, list[tuple[Path, pydicom.Dataset]]]) -> list[SeriesInfo]:
     infos = []
     for uid, headers in groups.items():
         ds = headers[0][1]
@@ -92,18 +99,17 @@ def list_series(folder: str | os.PathLike) -> list[SeriesInfo]:
     return sorted(infos, key=lambda s: (s.number is None, s.number or 0, s.uid))
 
 
-def load_dicom_series(
-    folder: str | os.PathLike, series: str | None = None, progress: Callable[[int, int], None] | None = None
-) -> Volume:
+def load_dicom_series(folder: str | os.PathLike, series: str | None = None, progress: Progress | None = None) -> Volume:
     """Read one series from ``folder``; with several series present ``series`` (its UID) picks one.
 
-    ``progress(done, total)`` is called before each image's pixels are read.
+    ``progress(done, total, what)`` is called before each file's header is read, then before each
+    image's pixels are read.
     """
     folder = Path(folder)
-    groups = _group(_headers(folder))
+    groups = _group(_headers(folder, progress))
     if series is None:
         if len(groups) > 1:
-            raise SeveralSeriesError(folder, list_series(folder))
+            raise SeveralSeriesError(folder, _series_infos(groups))
         series = next(iter(groups))
     elif series not in groups:
         raise VolumeError(f"{folder}: no series with UID {series} (found: {', '.join(groups)})")
@@ -123,7 +129,7 @@ def load_dicom_series(
     array = np.empty((columns, rows, len(stack)), dtype=np.float32)
     for k, (_, path, ds) in enumerate(stack):
         if progress is not None:
-            progress(k, len(stack))
+            progress(k, len(stack), f"reading image {k + 1}/{len(stack)}")
         array[:, :, k] = _pixels(path, ds).T
     orientation = np.array([float(v) for v in first.ImageOrientationPatient])
     lps = np.eye(4)
@@ -142,13 +148,15 @@ def load_dicom_series(
 # -- reading ------------------------------------------------------------------------------------------
 
 
-def _headers(folder: Path) -> list[tuple[Path, pydicom.Dataset]]:
+def _headers(folder: Path, progress: Progress | None = None) -> list[tuple[Path, pydicom.Dataset]]:
     """(path, header) of every image file in the folder; unreadable DICOM files name their cause."""
     files = dicom_files(folder)
     if not files:
         raise VolumeError(f"{folder}: no DICOM files here")
     headers = []
-    for path in files:
+    for index, path in enumerate(files):
+        if progress is not None:
+            progress(index, len(files), f"reading header {index + 1}/{len(files)}")
         try:
             ds = pydicom.dcmread(path, defer_size=1024)  # large values (the pixels) are read when used
         except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as error:

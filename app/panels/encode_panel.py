@@ -176,7 +176,7 @@ class EncodePanel(QWidget):
         self.context.jobs.submit(
             "encode",
             f"Looking into {Path(folder).name}",
-            lambda progress: list_series(Path(folder)),
+            lambda progress: list_series(Path(folder), progress),
             listed,
             self._failed,
             pool=BACKGROUND,
