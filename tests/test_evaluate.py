@@ -209,3 +209,53 @@ def test_evaluate_on_brain_phantoms_scores_similar_pairs_and_writes_strict_json(
     assert ms["pairs_real"] == 2 and ms["real"]["mean"] - ms["real"]["std"] > 0.2, ms
     assert report["preprocessing"]["real_set"]["reference_values"] is not None
     assert report["extractor"]["name"] == "slices" and "tissue_fractions" not in report["metrics"]
+
+
+class StopHere(Exception):
+    """What a cancelled job's progress call raises."""
+
+
+def stop_at(word, seen):
+    """A progress callback that records its texts and stops the evaluation at the first one naming ``word``."""
+
+    def progress(done, total, what):
+        seen.append(what)
+        if word in what:
+            raise StopHere
+
+    return progress
+
+
+def test_cancel_during_the_final_metrics_stops_before_mmd(setup, monkeypatch):
+    """The bar names each final metric, and a cancel at FID ends the evaluation before MMD is computed."""
+    import engine.metrics.evaluate as evaluate_module
+
+    model, real, _ = setup
+    mmd_calls = []
+    monkeypatch.setattr(evaluate_module.MMDMetric, "__call__", lambda self, *a: mmd_calls.append(1) or 0.0)
+    settings = evaluate_module.EvaluationSettings(
+        str(model), str(real), samples=3, extractor="slices", reconstructions=0, progress=False
+    )
+    seen = []
+    with pytest.raises(StopHere):
+        evaluate_module.evaluate(settings, stop_at("metrics: FID", seen))
+    assert seen[-1] == "metrics: FID" and not mmd_calls
+    assert seen[:3] == ["finding the real set", "building the feature extractor", "loading the model"]
+
+
+def test_cancel_between_ms_ssim_pairs_stops_the_pairs(setup, monkeypatch):
+    """Each generated volume reports its MS-SSIM pair; a cancel there stops before that pair is scored."""
+    import engine.metrics.evaluate as evaluate_module
+
+    model, real, _ = setup
+    scored = []
+    real_ms_ssim = evaluate_module.ms_ssim3d
+    monkeypatch.setattr(evaluate_module, "ms_ssim3d", lambda *a: scored.append(1) or real_ms_ssim(*a))
+    settings = evaluate_module.EvaluationSettings(
+        str(model), str(real), samples=8, extractor="none", batch_size=8, reconstructions=0, progress=False
+    )
+    seen = []
+    with pytest.raises(StopHere):
+        evaluate_module.evaluate(settings, stop_at("MS-SSIM pair 2/4", seen))
+    assert "generated 2/8, MS-SSIM pair 1/4" in seen and seen[-1] == "generated 4/8, MS-SSIM pair 2/4"
+    assert len(scored) == 1 + 1  # one real pair (3 real volumes), the first generated pair

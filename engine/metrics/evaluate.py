@@ -143,6 +143,14 @@ class SetStatistics:
         self._previous = volume if self.count % 2 == 0 else None
         self.count += 1
 
+    def next_step(self, name: str, total: int) -> str:
+        """What adding the next volume does, for progress: 'generated 4/64, MS-SSIM pair 2/32'."""
+        step = f"{name} {self.count + 1}/{total}"
+        pairs = min(self.max_pairs, total // 2)
+        if self.count % 2 == 1 and len(self.ms_ssim) < pairs:
+            step += f", MS-SSIM pair {len(self.ms_ssim) + 1}/{pairs}"
+        return step
+
     def feature_matrix(self) -> np.ndarray | None:
         return np.concatenate(self.features) if self.features else None
 
@@ -178,19 +186,23 @@ class SetStatistics:
 def evaluate(settings: EvaluationSettings, progress: ProgressCallback | None = None) -> dict:
     """Run an evaluation and return the report (a JSON-ready dict).
 
-    ``progress(done, total, what)`` is called before each volume of every stage (real set,
-    generation, reconstruction); an exception it raises (a cancel, say) ends the evaluation.
+    ``progress(done, total, what)`` is called before each loading step, before each volume of every
+    stage (real set, generation with its MS-SSIM pairs, reconstruction) and before each final metric;
+    an exception it raises (a cancel, say) ends the evaluation.
     """
     settings.check()
     tick = progress or (lambda done, total, what: None)
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    tick(0, 0, "finding the real set")
     real_set = find_real_set(settings.real)
     kind = settings.extractor_kind
     if kind is not ExtractorKind.NONE and len(real_set) < 2:
         raise ConfigError(f"{settings.real}: FID and MMD need at least 2 real volumes, found {len(real_set)}")
     device = resolve_device(settings.device)
+    tick(0, 0, "building the feature extractor")
     extractor = build_extractor(kind, settings.extractor_weights, device)
+    tick(0, 0, "loading the model")
     model = load_model(settings.checkpoint, settings.resolution, device, parts=("G", "E", "Sub_E"))
     check_part(model, Part.FULL)  # a 2D slice model makes no volumes to compare
     card, resolution = model.card, model.config.resolution
@@ -213,7 +225,7 @@ def evaluate(settings: EvaluationSettings, progress: ProgressCallback | None = N
     timings["reconstruction"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    metrics = _metrics(real, fake, extractor, paired, card.intensity, reconstruction, resolution)
+    metrics = _metrics(real, fake, extractor, paired, card.intensity, reconstruction, resolution, tick)
     timings["metrics"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
     return {
@@ -256,7 +268,7 @@ def _real_statistics(stats, real_set, extractor, cache, settings, model, device,
         return True, warnings
     progress = tqdm(range(len(real_set)), desc="real set", unit="vol", file=sys.stderr, disable=not settings.progress)
     for index in progress:
-        tick(index, len(real_set), f"real set {index + 1}/{len(real_set)}")
+        tick(index, len(real_set), stats.next_step("real set", len(real_set)))
         volume, found = real_set.prepare(index, model.card)
         warnings += found
         stats.add(volume.to(device), extractor)
@@ -289,6 +301,7 @@ def _generate(model: AnyModel, settings: EvaluationSettings, extractor: Extracto
         wanted = max(0, min(len(chunk), seam_count - first))
         stitched = runner.stitched(features[:wanted]) if wanted else None
         for index, volume in enumerate(volumes):
+            tick(first + index, count, stats.next_step("generated", count))
             stats.add(volume[None], extractor)
             if index < wanted:
                 paired["full"].append(stats.seams[-1])
@@ -341,13 +354,19 @@ def _reconstruction(model: HAGANModel, real_set: RealSet, settings: EvaluationSe
     }
 
 
-def _metrics(real, fake, extractor, paired, intensity, reconstruction, resolution: int) -> dict:
+def _metrics(real, fake, extractor, paired, intensity, reconstruction, resolution: int, tick) -> dict:
+    """The report's metrics; ``tick`` before each one that takes time (FID, MMD, the summaries)."""
     real_features, fake_features = real.feature_matrix(), fake.feature_matrix()
     with_features = real_features is not None and fake_features is not None
+    tick(0, 3, "metrics: FID")
+    fid = FIDMetric()(real_features, fake_features) if with_features else None
+    tick(1, 3, "metrics: MMD")
+    mmd2 = MMDMetric()(real_features, fake_features) if with_features else None
+    tick(2, 3, "metrics: MS-SSIM, seams, intensities")
     tissue_real, tissue_fake = real.tissue_fractions(), fake.tissue_fractions()
     return {
-        "fid": FIDMetric()(real_features, fake_features) if with_features else None,
-        "mmd2": MMDMetric()(real_features, fake_features) if with_features else None,
+        "fid": fid,
+        "mmd2": mmd2,
         "ms_ssim": {
             "generated": _mean_std(fake.ms_ssim),
             "real": _mean_std(real.ms_ssim),
