@@ -8,6 +8,7 @@ at the top) and scaled to their physical aspect ratio.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ LETTERS = {  # view -> (left, right, top, bottom) edges of the image
 MOVIE_SUFFIXES = (".gif", ".mp4")
 MIN_SIDE = 256  # small volumes are scaled up so the labels stay readable
 BLOCK = 16  # MP4 encoders want sides that are multiples of 16
+ADAPTIVE = Image.Palette.ADAPTIVE
+Progress = Callable[[int, int, str], None]  # (done, total, text); may raise to stop
 
 
 def movie_kind(path: str | os.PathLike) -> str:
@@ -97,22 +100,36 @@ def slice_frame(volume: Volume, view: str, position_mm, window: WindowLevel, cap
     return labelled_frame(slice_image(volume, view, position_mm, window), frame_size(volume, view), view, caption)
 
 
-def write_movie(path: str | os.PathLike, frames: list[np.ndarray], fps: float) -> Path:
-    """Write RGB frames as an endlessly looping GIF or an H.264 MP4; never leaves a partial file."""
+def write_movie(
+    path: str | os.PathLike, frames: list[np.ndarray], fps: float, progress: Progress | None = None
+) -> Path:
+    """Write RGB frames as an endlessly looping GIF or an H.264 MP4; never leaves a partial file.
+
+    ``progress(done, total, text)`` is called before each frame is encoded; what it raises (a
+    cancel) stops the writing and leaves no file.
+    """
     import imageio.v2 as imageio_v2
-    import imageio.v3 as imageio
 
     kind = movie_kind(path)
     if not frames:
         raise ConfigError("a movie needs at least one frame")
+    name = Path(path).name
+
+    def encoding(frame_list):
+        for index, frame in enumerate(frame_list):
+            if progress is not None:
+                progress(index, len(frame_list), f"writing {name}: frame {index + 1}/{len(frame_list)}")
+            yield frame
 
     def write(tmp: Path) -> None:
         if kind == "gif":
-            imageio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
+            # each frame gets its own palette here, as the GIF writer would give it, one frame at a time
+            images = [Image.fromarray(frame).convert("P", palette=ADAPTIVE) for frame in encoding(frames)]
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=1000.0 / fps, loop=0)
             return
         writer = imageio_v2.get_writer(tmp, format="FFMPEG", fps=fps, macro_block_size=BLOCK)
         try:
-            for frame in frames:
+            for frame in encoding(frames):
                 writer.append_data(frame)
         finally:
             writer.close()

@@ -115,6 +115,6 @@ def export_sequence(model, plan: SequencePlan, progress, render_frame: RenderFra
     movie = None
     if plan.movie is not None:
         progress(count, steps, f"Writing {Path(plan.movie).name}")
-        movie = write_movie(plan.movie, frames, plan.fps)
+        movie = write_movie(plan.movie, frames, plan.fps, progress)
     progress(steps, steps, "Interpolation exported")
     return SequenceResult(files, movie, count)
