@@ -195,3 +195,31 @@ def test_choosing_an_existing_run_shows_its_settings_and_losses_so_far(main_wind
     (broken / "config.json").write_text("{not json")
     dialog.form.run_edit.setText(str(broken))  # unreadable settings: the form stays as it was
     assert dialog.form.settings().preset == "tiny" and dialog.resume_button.isEnabled()
+
+
+def test_typing_a_run_folder_reads_it_once_typing_pauses(main_window, qtbot, tmp_path, monkeypatch, tiny_model_file):
+    """Each keystroke in the path fields used to look into the folder typed so far (checkpoints, settings,
+    losses) or read the start model's card; now the fields are looked at once, when typing pauses."""
+    import app.panels.train.dialog as dialog_module
+    import app.panels.train.form as form_module
+
+    run = tmp_path / "run"
+    run.mkdir()
+    TrainConfig(data="phantoms:brain-mri", out=str(run), resolution=32, preset="tiny").save(run / "config.json")
+    looked, histories, cards = [], [], []
+    saved, losses, card = form_module.saved_iteration, dialog_module.read_losses, form_module.read_model_card
+    monkeypatch.setattr(form_module, "saved_iteration", lambda folder: (looked.append(folder), saved(folder))[1])
+    monkeypatch.setattr(dialog_module, "read_losses", lambda folder: (histories.append(folder), losses(folder))[1])
+    monkeypatch.setattr(form_module, "read_model_card", lambda path: (cards.append(path), card(path))[1])
+    dialog = open_dialog(main_window)
+    dialog.form.run_edit.setText("")
+    looked.clear()
+    qtbot.keyClicks(dialog.form.run_edit, str(run))
+    qtbot.waitUntil(lambda: "Holds a run" in dialog.form.run_hint.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not main_window.jobs.busy(), timeout=WAIT_MS)
+    assert looked and set(looked) == {run} and histories == [run]  # never a folder half typed, one history read
+    assert dialog.resume_button.isEnabled()
+
+    qtbot.keyClicks(dialog.form.init_edit, str(tiny_model_file))
+    qtbot.waitUntil(lambda: "ha-gan, 32³" in dialog.form.init_hint.text(), timeout=WAIT_MS)
+    assert cards == [tiny_model_file]

@@ -8,9 +8,10 @@ not of the run, so it lives beside them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -48,6 +49,35 @@ from ...training_process import (
 )
 
 FOLDER = "folder"  # the data combo's entry for a data folder (the others are phantom kinds)
+TYPING_PAUSE_MS = 300  # a typed path is looked at once typing pauses this long (or the field is left)
+
+
+class AfterTyping(QObject):
+    """Runs ``action`` for a path field: at once for a path set by a chooser or the program, once
+    typing pauses for a typed one (each keystroke would otherwise read the disk)."""
+
+    def __init__(self, edit: QLineEdit, action: Callable[[], None], pause_ms: int = TYPING_PAUSE_MS):
+        super().__init__(edit)
+        self.edit, self.action = edit, action
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(pause_ms)
+        self.timer.timeout.connect(action)
+        edit.textChanged.connect(self._changed)
+        edit.editingFinished.connect(self.flush)  # Enter, or a click elsewhere (Start, Resume)
+
+    def _changed(self) -> None:
+        if self.edit.isModified():  # typed (setText clears the flag)
+            self.timer.start()
+        else:
+            self.timer.stop()
+            self.action()
+
+    def flush(self) -> None:
+        """Do the pending work now, if typing left some."""
+        if self.timer.isActive():
+            self.timer.stop()
+            self.action()
 
 
 class TrainForm(QWidget):
@@ -142,8 +172,8 @@ class TrainForm(QWidget):
 
         self.data_box.currentIndexChanged.connect(lambda *_: self._follow_data())
         self.family_box.currentTextChanged.connect(self._fill_presets)
-        self.init_edit.textChanged.connect(self._follow_start_model)
-        self.run_edit.textChanged.connect(lambda *_: self._follow_run_dir())
+        self._init_typing = AfterTyping(self.init_edit, lambda: self._follow_start_model(self.init_edit.text()))
+        self._run_typing = AfterTyping(self.run_edit, self._follow_run_dir)
 
     # -- what the form holds ---------------------------------------------------------------------
 
