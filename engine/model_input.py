@@ -24,6 +24,7 @@ from .data.preprocess import (
     read_canonical,
     to_network_cube,
 )
+from .dicom_read import Progress as DicomProgress
 from .enums import PHANTOM_KINDS
 from .errors import ConfigError, VolumeError
 from .volume import Volume
@@ -91,10 +92,15 @@ def foreground_mask(volume: torch.Tensor | np.ndarray, fraction: float | None = 
 
 
 def prepare_scan(
-    source: Volume | str | os.PathLike, card: ModelCard, strict: bool = True, series: str | None = None
+    source: Volume | str | os.PathLike,
+    card: ModelCard,
+    strict: bool = True,
+    series: str | None = None,
+    progress: DicomProgress | None = None,
 ) -> PreparedScan:
     """Read (a NIfTI path, or a DICOM series folder with ``series`` picking one of several) or take
-    (a Volume in physical units) a scan and preprocess it for ``card``.
+    (a Volume in physical units) a scan and preprocess it for ``card``; ``progress(done, total, what)``
+    follows the reading of a DICOM series, header by header and image by image.
 
     A VolumeError names the file and the cause; with ``strict`` a nearly constant result is one
     (it would encode to a blank volume and score well for nothing). Inputs far from the training
@@ -108,7 +114,7 @@ def prepare_scan(
             image = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(source.array, np.float32), source.affine))
             array, spacing = np.asarray(image.dataobj, dtype=np.float32), axis_lengths(image.affine)
         else:
-            canonical = read_canonical(source, series)
+            canonical = read_canonical(source, series, progress)
             array, spacing = canonical.array, canonical.spacing
         cube, details = to_network_cube(array, spacing, settings)
         warnings = _check(cube, details["window"], strict)

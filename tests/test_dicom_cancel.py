@@ -83,3 +83,14 @@ def test_cancelling_the_app_while_it_looks_into_a_folder(main_window, qtbot, man
     qtbot.waitUntil(lambda: bool(outcomes), timeout=WAIT_MS)
     assert outcomes == ["cancelled"] and len(reads) == 5 and not main_window.dialogs
     assert f"reading header 1/{IMAGES}" in shown
+
+
+def test_a_cancel_while_a_series_is_read_for_encoding_stops_the_reading(many_images, header_reads, tiny_model_file):
+    """Encode > Open DICOM series reads the series before encoding it: Cancel stops that reading too."""
+    from engine.checkpoints import read_model_card
+    from engine.model_input import prepare_scan
+
+    seen = []
+    with pytest.raises(StopHere):
+        prepare_scan(many_images, read_model_card(tiny_model_file), progress=stop_at(f"reading image 3/{IMAGES}", seen))
+    assert len(header_reads) == IMAGES and seen[-3:] == [f"reading image {k}/{IMAGES}" for k in (1, 2, 3)]

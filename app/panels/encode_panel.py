@@ -43,7 +43,7 @@ def encode_file(model, path: str, progress, series: str | None = None) -> tuple[
     reconstruct; returns (name, Encoding, Volumes)."""
     name = scan_name(path)
     progress(0, 3, f"{name}: reading and preprocessing")
-    prepared = prepare_scan(path, model.card, series=series)
+    prepared = prepare_scan(path, model.card, series=series, progress=progress)
     progress(1, 3, f"{name}: encoding and reconstructing")
     encoding = encode_scan(model, prepared)
     progress(2, 3, f"{name}: comparing")

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..atomic import atomic_write
 from ..card import CT_WINDOW
+from ..dicom_read import Progress as DicomProgress
 from ..dicom_read import SeveralSeriesError, load_dicom_series
 from ..errors import ConfigError, VolumeError, first_line
 from ..nifti import NIFTI_SUFFIXES, check_nifti_header, is_nifti_path
@@ -168,13 +169,15 @@ class CanonicalVolume:
     source_orientation: str
 
 
-def read_canonical(path: str | os.PathLike, series: str | None = None) -> CanonicalVolume:
+def read_canonical(
+    path: str | os.PathLike, series: str | None = None, progress: DicomProgress | None = None
+) -> CanonicalVolume:
     """Read a 3-D NIfTI file (scaling applied) or a DICOM series folder and reorient it to RAS.
 
-    A VolumeError gives the cause.
+    A VolumeError gives the cause. ``progress`` follows a DICOM series' reading (see ``load_dicom_series``).
     """
     if Path(path).is_dir():
-        volume = load_dicom_series(path, series)
+        volume = load_dicom_series(path, series, progress)
         array, affine = volume.array, volume.affine
     else:
         try:
