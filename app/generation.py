@@ -63,6 +63,9 @@ class GenerationController(QObject):
         self._wanted: set[str] = set()
         self._preview_ticket: int | None = None  # the running preview job
         self._preview_waiting = False  # a newer preview latent waits for it
+        self._generate_ticket: int | None = None  # the newest generation job
+        self._shown_latent: Latent | None = None  # the latent of the volumes on screen
+        self._reverting = False
         jobs.job_finished.connect(self._on_job_finished)
         state.model_changed.connect(self._on_model)
         state.latent_changed.connect(self._on_latent)
@@ -87,6 +90,7 @@ class GenerationController(QObject):
         self.jobs.submit("load", f"Loading {os.path.basename(path)}", work, done, self.model_failed.emit)
 
     def _on_model(self, model: LoadedModel | None) -> None:
+        self._shown_latent = None
         latent = self.state.latent
         if model is None:
             self.explorer = None
@@ -94,6 +98,8 @@ class GenerationController(QObject):
             self._request(self._all_parts())
 
     def _on_latent(self, latent: Latent, quality: str) -> None:
+        if self._reverting:
+            return  # back to the latent on screen: its volumes are there already
         if quality == FULL:
             self._preview_waiting = False
             self._request(self._all_parts())
@@ -104,12 +110,28 @@ class GenerationController(QObject):
             self._preview_ticket = self._request({Part.ANCHOR})
 
     @Slot(int, str)
-    def _on_job_finished(self, ticket: int, _outcome: str) -> None:
+    def _on_job_finished(self, ticket: int, outcome: str) -> None:
+        if ticket == self._generate_ticket and outcome == "cancelled":
+            self._revert_to_shown()
         if ticket == self._preview_ticket:
             self._preview_ticket = None
             if self._preview_waiting:
                 self._preview_waiting = False
                 QTimer.singleShot(0, self, self._next_preview)  # after the finished job's result is shown
+
+    def _revert_to_shown(self) -> None:
+        """After the user cancels a generation, the latent goes back to the one whose volumes are on
+        screen, so the seed box, bookmarks and exports name what the views show."""
+        self._wanted.clear()
+        self._preview_waiting = False
+        shown = self._shown_latent
+        if shown is None or self.state.latent is shown:
+            return
+        self._reverting = True
+        try:
+            self.state.set_latent(shown)
+        finally:
+            self._reverting = False
 
     def _next_preview(self) -> None:
         if self.state.quality == PREVIEW and self.state.latent is not None:
@@ -158,6 +180,7 @@ class GenerationController(QObject):
         def done(volumes) -> None:
             self._wanted -= set(volumes)
             self.last_seconds = time.perf_counter() - started
+            self._shown_latent = latent
             self.state.set_volumes(volumes)
             self.volumes_shown.emit(latent.label)
 
@@ -165,4 +188,5 @@ class GenerationController(QObject):
             self._wanted.clear()
             self.generation_failed.emit(message)
 
-        return self.jobs.submit("generate", f"Generating {latent.label}", work, done, failed)
+        self._generate_ticket = self.jobs.submit("generate", f"Generating {latent.label}", work, done, failed)
+        return self._generate_ticket

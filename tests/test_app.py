@@ -267,3 +267,31 @@ def test_split_shuffle_model_shows_full_volumes_and_says_it_has_no_hierarchy(mai
     interpolation.add_seed(4)
     wait_for_parts(main_window, qtbot, lambda: interpolation.player.slider.setValue(1000))
     assert state.latent.label.startswith("slerp t=1.000") and differ(before, frame(hierarchy.full)) > 1.0
+
+
+def test_a_cancelled_seed_leaves_the_seed_box_on_the_seed_on_screen(main_window, qtbot, tiny_model_file):
+    import threading
+
+    from app_support import WAIT_MS, open_and_wait
+
+    open_and_wait(main_window, qtbot, tiny_model_file, seed=0)
+    generation, panel = main_window.generation, main_window.panels["latent"]
+    release, outcomes = threading.Event(), []
+    volumes = generation.explorer.volumes
+
+    def slow_volumes(*args, **kwargs):  # the next seed's generation waits until the user has cancelled
+        release.wait(10)
+        return volumes(*args, **kwargs)
+
+    generation.explorer.volumes = slow_volumes
+    main_window.jobs.job_finished.connect(lambda _ticket, outcome: outcomes.append(outcome))
+    qtbot.mouseClick(panel.next_button, Qt.MouseButton.LeftButton)
+    assert panel.seed_box.value() == 1
+    qtbot.waitUntil(lambda: main_window.cancel_button.isVisible(), timeout=WAIT_MS)
+    qtbot.mouseClick(main_window.cancel_button, Qt.MouseButton.LeftButton)
+    release.set()
+    qtbot.waitUntil(lambda: "cancelled" in outcomes, timeout=WAIT_MS)
+    qtbot.wait(100)
+    assert main_window.state.latent.seed == 0 and panel.seed_box.value() == 0  # what the views show
+    assert main_window.state.volumes["full"].provenance["seed"] == 0
+    assert not main_window.jobs.busy()  # going back generated nothing
