@@ -57,6 +57,8 @@ def test_encode_a_scan_then_use_its_latent(main_window, qtbot, tiny_model_file, 
     assert "foreground" in panel.metrics.text() and "blank: PSNR" in panel.metrics.text()
     assert all(pane.volume is not None for pane in panel.panes.values())
     assert frame(panel.panes["difference"]).std() > 1
+    qtbot.wait(50)  # the metrics wrap inside the dock instead of widening the panel past it
+    assert panel.width() <= main_window.docks["encode"].width()
     assert panel.use_button.isEnabled()
     wait_for_parts(main_window, qtbot, lambda: qtbot.mouseClick(panel.use_button, Qt.MouseButton.LeftButton))
     latent = main_window.state.latent

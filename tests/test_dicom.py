@@ -437,4 +437,7 @@ def test_the_encode_panel_encodes_a_dicom_series_the_user_picks(
     original = panel.panes["original"].volume
     assert original.array.shape == scan.array.shape  # the chosen series, not the 16x16x8 one
     assert np.corrcoef(original.array.ravel(), scan.array.ravel())[0, 1] > 0.99
+    monkeypatch.setattr(app.panels.encode_panel, "choose_series", lambda parent, series: None)  # Cancel
+    qtbot.mouseClick(panel.dicom_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "No series chosen in scans" in panel.status.text(), timeout=WAIT_MS)
     assert not main_window.dialogs

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from engine.api import encode_scan, encoding_volumes, list_series, metrics_lines, prepare_scan, scan_name
 
@@ -67,7 +67,8 @@ class EncodePanel(QWidget):
         self.use_button.setToolTip("Show the reconstruction's latent in the views; interpolation can start from it")
         self.use_button.setEnabled(False)
         self.status = StatusLabel()
-        self.metrics = QLabel("")
+        self.metrics = StatusLabel()  # wraps: long metric lines must not widen the docked panel
+        self.metrics.setMinimumHeight(0)  # empty until a scan is encoded
         self.metrics.setStyleSheet("font-weight: bold;")
         self.metrics.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.panes = {part: VolumePane(title) for part, title in TITLES.items()}
@@ -115,6 +116,7 @@ class EncodePanel(QWidget):
         self.encoded = self._showing = None
         self.use_button.setEnabled(False)
         self.metrics.setText("")
+        self.metrics.setMinimumHeight(0)
         able = model is not None and model.model.has_encoders
         self.open_button.setEnabled(able)
         self.dicom_button.setEnabled(able)
@@ -171,6 +173,8 @@ class EncodePanel(QWidget):
             uid = found[0].uid if len(found) == 1 else choose_series(self, found)
             if uid is not None:
                 self.open_path(folder, uid)
+            else:
+                self.status.setText(f"No series chosen in {Path(folder).name}: nothing was encoded.")
 
         self.status.setText(f"Looking into {Path(folder).name}…")
         self.context.jobs.submit(
@@ -237,7 +241,9 @@ class EncodePanel(QWidget):
             self._showing = None
             self.encoded = (name, encoding, model)
             m = encoding.metrics
-            self.metrics.setText("\n".join(metrics_lines(m)) if m else "")
+            lines = metrics_lines(m) if m else []
+            self.metrics.setText("\n".join(lines))
+            self.metrics.setMinimumHeight(2 * len(lines) * self.metrics.fontMetrics().lineSpacing())  # room to wrap
             self.metrics.setToolTip("On [0, 1] data (range 1). blank: a constant background; mean: the original's mean")
             text = f"Encoded {name}: z has {encoding.z.shape[-1]} values. 'Use as latent' shows it."
             self.status.setText(" ".join([*(f"Warning: {w}" for w in encoding.warnings), text]))
