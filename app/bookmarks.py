@@ -179,6 +179,11 @@ class BookmarkStore:
     def for_model(self, model_hash: str) -> list[Bookmark]:
         return [b for b in self.bookmarks if b.model_hash == model_hash]
 
+    def holds(self, bookmark: Bookmark) -> bool:
+        """Whether the same latent of the same model, at the same truncation, is bookmarked already."""
+        same_model = (b for b in self.bookmarks if b.model_hash == bookmark.model_hash)
+        return any(b.truncation == bookmark.truncation and np.array_equal(b.z, bookmark.z) for b in same_model)
+
     def get(self, bookmark_id: str) -> Bookmark | None:
         return next((b for b in self.bookmarks if b.id == bookmark_id), None)
 

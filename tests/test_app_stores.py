@@ -115,3 +115,17 @@ def test_a_volume_picked_as_a_latent_is_one_line(main_window, qtbot, tiny_model_
     assert not main_window.panels["latent"].import_latent(tmp_path / "ct.npy")
     assert len(main_window.dialogs) == 1 and "ct.npy" in main_window.dialogs[0]
     assert "(128, 128, 128)" in main_window.dialogs[0] and main_window.state.latent.seed == 2
+
+
+def test_bookmarking_the_same_gallery_seeds_again_adds_no_duplicates(main_window, qtbot, tiny_model_file):
+    open_and_wait(main_window, qtbot, tiny_model_file)
+    panel, bar = main_window.panels["latent"], main_window.statusBar()
+    main_window.state.request_bookmarks(selection((1, 4)))
+    main_window.state.request_bookmarks(selection((1, 4, 6)))
+    assert [b.seed for b in panel.store.bookmarks] == [1, 4, 6] and panel.bookmark_list.count() == 3
+    assert bar.currentMessage() == "Bookmarked seed 6; already bookmarked: seed 1, seed 4"
+    main_window.state.request_bookmarks(selection((1,)))
+    assert panel.bookmark_list.count() == 3 and bar.currentMessage() == "Already bookmarked: seed 1"
+    main_window.state.set_truncation(0.7)  # the same seed at another truncation is another latent
+    main_window.state.request_bookmarks(selection((1,)))
+    assert panel.bookmark_list.count() == 4 and not main_window.dialogs

@@ -36,6 +36,11 @@ ID_ROLE = Qt.ItemDataRole.UserRole
 LATENT_FILES = "Latent (*.npy *.json);;All files (*)"
 
 
+def listed(labels: list[str]) -> str:
+    """Up to five labels in full, more as 'N latents: first … last'."""
+    return ", ".join(labels) if len(labels) <= 5 else f"{len(labels)} latents: {labels[0]} … {labels[-1]}"
+
+
 class LatentPanel(QWidget):
     """Seed box (reproducible: the same seed gives the same volume anywhere), truncation, bookmarks."""
 
@@ -241,11 +246,15 @@ class LatentPanel(QWidget):
             )
             for latent in latents
         ]
-        if self._saved(lambda: self.store.add_all(bookmarks)):  # one save for the whole selection
-            self._fill_bookmarks()
-            labels = [latent.label for latent in latents]
-            shown = ", ".join(labels) if len(labels) <= 5 else f"{len(labels)} latents: {labels[0]} … {labels[-1]}"
-            self.context.show_message(f"Bookmarked {shown}")
+        known = [b for b in bookmarks if self.store.holds(b)]  # a second click on the same selection adds nothing
+        new = [b for b in bookmarks if not any(b is k for k in known)]
+        if new and not self._saved(lambda: self.store.add_all(new)):  # one save for the whole selection
+            return
+        self._fill_bookmarks()
+        parts = [f"Bookmarked {listed([b.name for b in new])}"] if new else []
+        if known:
+            parts.append(f"{'already' if new else 'Already'} bookmarked: {listed([b.name for b in known])}")
+        self.context.show_message("; ".join(parts))
 
     def show_bookmark(self, item: QListWidgetItem) -> None:
         bookmark = self.store.get(item.data(ID_ROLE))
