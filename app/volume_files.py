@@ -10,9 +10,9 @@ from PySide6.QtWidgets import QInputDialog, QWidget
 
 from engine.api import (
     SeriesInfo,
+    SeveralSeriesError,
     Volume,
     is_nifti_path,
-    list_series,
     load_dicom_series,
     load_nifti,
     save_dicom_series,
@@ -49,15 +49,19 @@ def open_volume(context: AppContext, path: str | os.PathLike) -> None:
     _show_in_background(context, path, read, f"Opened {path.name}")
 
 
-def _show_in_background(context: AppContext, path: Path, read, message: str) -> None:
+def _show_in_background(context: AppContext, path: Path, read, message: str, otherwise=None) -> None:
     """Read a file volume as a job (``read(progress) -> Volume``), window it off the UI thread,
-    then show it through the state's one path for volumes from files."""
+    then show it through the state's one path for volumes from files. Anything else ``read``
+    returns goes to ``otherwise`` on the UI thread (e.g. the series of a folder holding several)."""
 
     def work(progress):
         volume = read(progress)
-        return volume, file_window(volume)
+        return (volume, file_window(volume)) if isinstance(volume, Volume) else volume
 
-    def done(result: tuple[Volume, WindowLevel]) -> None:
+    def done(result) -> None:
+        if not isinstance(result, tuple):
+            otherwise(result)
+            return
         volume, window = result
         context.state.show_file(volume, str(path), window)
         context.show_message(message)
@@ -100,26 +104,22 @@ def choose_series(parent: QWidget, series: list[SeriesInfo]) -> str | None:
 
 
 def open_dicom_series(context: AppContext, folder: str | os.PathLike, series: str | None = None) -> None:
-    """Read a DICOM series folder in the background (several series: ``choose_series`` asks which)."""
+    """Read a DICOM series folder in the background: one job reads the headers, then the images;
+    when the folder holds several series, ``choose_series`` asks which and a second job reads it."""
     folder = Path(folder)
 
-    def listing(progress):
-        progress(0, 0, f"looking into {folder.name}")
-        return list_series(folder, progress)
+    def read(progress) -> Volume | list[SeriesInfo]:
+        try:
+            return load_dicom_series(folder, series, progress)
+        except SeveralSeriesError as several:
+            return several.series
 
-    def listed(found: list[SeriesInfo]) -> None:
-        chosen = found[0].uid if len(found) == 1 else choose_series(context.window, found)
+    def choose(found: list[SeriesInfo]) -> None:
+        chosen = choose_series(context.window, found)
         if chosen is not None:
             open_dicom_series(context, folder, chosen)
 
-    if series is None:
-        context.jobs.submit("open volume", f"Opening {folder.name}", listing, listed, context.report_error, BACKGROUND)
-        return
-
-    def read(progress) -> Volume:
-        return load_dicom_series(folder, series, progress)
-
-    _show_in_background(context, folder, read, f"Opened the DICOM series in {folder.name}")
+    _show_in_background(context, folder, read, f"Opened the DICOM series in {folder.name}", choose)
 
 
 def export_dicom(context: AppContext, part: str, folder: str | os.PathLike) -> None:

@@ -15,7 +15,7 @@ from .data.phantoms import PHANTOM_KINDS
 from .demo import demo_models
 from .device import DEVICE_CHOICES, available_devices, describe_device, resolve_device
 from .dicom import save_dicom_series
-from .dicom_read import SeriesInfo, list_series, load_dicom_series
+from .dicom_read import SeriesInfo, SeveralSeriesError, list_series, load_dicom_series
 from .directions import SIGMA_RANGE, Directions, move, move_along, sefa
 from .encode import encode_scan, encoding_volumes, metrics_lines, prepare_for_model, scan_name
 from .enums import Family, Part, PhantomKind, Precision
@@ -87,6 +87,7 @@ __all__ = [
     "save_dicom_series",
     "load_dicom_series",
     "list_series",
+    "SeveralSeriesError",
     "SeriesInfo",
     "package_root",
     "DEVICE_CHOICES",

@@ -356,7 +356,10 @@ def test_a_series_exported_from_the_app_opens_with_the_model_values_at_the_same_
     menu_action(main_window.file_menu, "Export as DICOM series", "Full volume…").trigger()
     qtbot.waitUntil(lambda: out.is_dir() and not main_window.jobs.busy(), timeout=WAIT_MS)
     assert pydicom.dcmread(next(out.iterdir())).PatientName == "SYNTHETIC^tiny-ct"
+    started = []
+    main_window.jobs.job_started.connect(lambda _ticket, label: started.append(label))
     wait_for_parts(main_window, qtbot, menu_action(main_window.file_menu, "Open DICOM series…").trigger)
+    assert started == [f"Opening {out.name}"]  # one job (one bar) reads the headers, then the images
     pane = main_window.hierarchy.full
     assert pane.volume is not generated and pane.volume.provenance["source_file"] == str(out)
     assert main_window.state.file_source == str(out) and out.name in pane.header.text()  # its own title and window
