@@ -93,7 +93,7 @@ def export_sequence(model, plan: SequencePlan, progress, render_frame: RenderFra
         SampleRequest(None, Part.FULL, truncation=plan.truncation, latent=point.z, origin=origin)
         for point, origin in zip(points, origins)
     ]
-    steps = count + (plan.movie is not None)
+    steps = 2 * count if plan.movie is not None else count  # a movie: each frame made, then each encoded
     files, frames, window = [], [], plan.window
     volumes = sample_volumes(model, requests, GenerationOptions(precision=plan.precision))
     for index, t in ((point.index, point.t) for point in points):
@@ -114,7 +114,7 @@ def export_sequence(model, plan: SequencePlan, progress, render_frame: RenderFra
                 frames.append(slice_frame(volume, plan.view, plan.crosshair, window, caption))
     movie = None
     if plan.movie is not None:
-        progress(count, steps, f"Writing {Path(plan.movie).name}")
-        movie = write_movie(plan.movie, frames, plan.fps, progress)
+        encoding = lambda done, total, text: progress(count + done, count + total, text)  # noqa: E731 - one line
+        movie = write_movie(plan.movie, frames, plan.fps, encoding)  # the bar goes on from the generated frames
     progress(steps, steps, "Interpolation exported")
     return SequenceResult(files, movie, count)

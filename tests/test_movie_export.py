@@ -45,3 +45,14 @@ def test_a_cancel_while_the_movie_is_written_leaves_no_file(tmp_path, tiny_model
     assert f"writing {movie.name}: frame 1/6" in seen
     assert len(encoded) == 2  # frames 1 and 2 of 6
     assert not movie.exists() and not list(tmp_path.iterdir())  # nor a partial file beside it
+
+
+def test_the_bar_moves_forward_from_the_first_frame_to_the_written_movie(tmp_path, tiny_model_file):
+    model = load_model(tiny_model_file, None, torch.device("cpu"))
+    keyframes = tuple(seed_to_z(seed, model.config.latent_dim) for seed in (1, 2))
+    plan = SequencePlan(keyframes, ("1", "2"), "slerp", frames=4, movie=tmp_path / "path.gif", modality="ct")
+    seen = []
+    export_sequence(model, plan, lambda done, total, text: seen.append((done, total)))
+    fractions = [done / total for done, total in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # never back to 0 while the movie is encoded
+    assert {total for _, total in seen} == {8}  # 4 frames made, then 4 encoded
