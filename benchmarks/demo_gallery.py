@@ -123,13 +123,15 @@ def main() -> None:
     parser.add_argument("--phantom-cache", metavar="DIR", help="held-out phantoms from (and into) this phantom cache")
     args = parser.parse_args()
     paths = args.models or demo_models()
-    rows = []
+    rows, kinds_shown = [], set()
     for path in paths:
         model = load_model(path)
         kind = model.card.training["data"]["kind"]
         iterations = trained_iterations(model.card.training)
         name = Path(path).stem if args.models else "demo"
-        rows.append((f"{kind}\ntraining phantom", kind, make_phantom(kind, model.config.resolution, 7).array))
+        if kind not in kinds_shown:  # one phantom row per kind, above its first model
+            kinds_shown.add(kind)
+            rows.append((f"{kind}\ntraining phantom", kind, make_phantom(kind, model.config.resolution, 7).array))
         for seed in args.seeds:
             label = f"{kind}\n{name} seed {seed}\n({iterations} it.)"
             rows.append((label, kind, sample_volume(model, SampleRequest(seed)).array))

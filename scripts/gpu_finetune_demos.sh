@@ -16,7 +16,8 @@
 #   2. a gentle fine-tuning from the warmed-up run: lower learning rates (G 5e-5, D 1e-4 chest /
 #      5e-5 brain), mode seeking 0.1 ramped in over RAMP iterations, EMA 0.999, and D's
 #      differentiable augmentation (translation, cutout, colour) with ADA steering its
-#      probability, so D does not memorise the phantoms;
+#      probability, so D does not memorise the phantoms, and a lazy R1 penalty (R1, every 16
+#      iterations; the best figures of the 128^3 CPU ablation in docs/demo-models.md);
 #   3. a hard stop (SIGTERM: the iteration is finished, checkpointed and exported) MARGIN seconds
 #      before the budget ends; that model is at once exported in float16 with G averaged over its
 #      last 3 checkpoints and split into 15 MB parts (for transfers that cap files at 16 MiB; put
@@ -36,7 +37,7 @@
 #       bash scripts/gpu_finetune_demos.sh /tmp/gpu-check 300
 # Environment: DEVICE (cuda), RUNS (/tmp/gpu-runs), BATCH (4), PHANTOMS (800: made in about the
 # warm-up's time on 16 cores), WARM_PHANTOMS (32), WARM_SECONDS (45), RAMP (1000), CHECKPOINT_EVERY (250), MARGIN (60), PRECISION (bf16),
-# UPSAMPLE (nearest), GALLERY (1), PHANTOM_CACHE ($RUNS/phantom-cache), PYTHON (python3).
+# UPSAMPLE (nearest), R1 (1; 0 turns it off), GALLERY (1), PHANTOM_CACHE ($RUNS/phantom-cache), PYTHON (python3).
 set -euo pipefail
 out=${1:?usage: gpu_finetune_demos.sh OUT_DIR SECONDS}
 seconds=${2:?usage: gpu_finetune_demos.sh OUT_DIR SECONDS}
@@ -45,7 +46,7 @@ start=$(date +%s)
 device=${DEVICE:-cuda} runs=${RUNS:-/tmp/gpu-runs} batch=${BATCH:-4}
 phantoms=${PHANTOMS:-800} warm_phantoms=${WARM_PHANTOMS:-32} warm_seconds=${WARM_SECONDS:-45}
 ramp=${RAMP:-1000} checkpoint_every=${CHECKPOINT_EVERY:-250} margin=${MARGIN:-60}
-precision=${PRECISION:-bf16} upsample=${UPSAMPLE:-nearest} gallery=${GALLERY:-1}
+precision=${PRECISION:-bf16} upsample=${UPSAMPLE:-nearest} gallery=${GALLERY:-1} r1=${R1:-1}
 cache=${PHANTOM_CACHE:-$runs/phantom-cache}
 python=${PYTHON:-python3}
 mkdir -p "$out" "$runs"
@@ -85,7 +86,8 @@ finetune() {  # kind short lr_d seed
     local kind=$1 short=$2 lr_d=$3 seed=$4 name init fill warm
     name="Demo $( [ "$short" = chest ] && echo "chest CT" || echo "brain MRI") (phantoms, 128)"
     local common=(--phantoms "$kind" --device "$device" --precision "$precision" --batch-size "$batch"
-        --phantom-cache "$cache" --diffaugment translation,cutout,color --ada-target 0.6 --upsample "$upsample")
+        --phantom-cache "$cache" --diffaugment translation,cutout,color --ada-target 0.6 --upsample "$upsample"
+        --r1 "$r1" --r1-every 16)
     # the main run's phantoms (seeds (seed + 1) * 1000003 ...) into the cache, while D warms up
     "$python" -m engine phantoms --kind "$kind" --size 128 --count "$phantoms" --seed $(( (seed + 1) * 1000003 )) \
         --cache "$cache" --workers "$fill_workers" >"$out/$short-cache.log" 2>&1 &
