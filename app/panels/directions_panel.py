@@ -37,6 +37,7 @@ from ..sequence import SequencePlan, export_sequence
 from ..settings import user_data_dir
 from ..state import FULL, PREVIEW, Latent, LoadedModel
 from ..workers import INFERENCE
+from .movie_dialog import choose_movie
 
 STEPS_PER_SIGMA = 100  # slider positions per σ
 SETTLE_MS = 150
@@ -268,9 +269,7 @@ class DirectionsPanel(QWidget):
             self.export_sweep(nifti_folder=folder)
 
     def _choose_movie(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save the sweep", "sweep.gif", "GIF animation (*.gif);;MP4 video (*.mp4)"
-        )
+        path = choose_movie(self, "Save the sweep", "sweep.gif")
         if path:
             self.export_sweep(movie=path)
 

@@ -21,6 +21,7 @@ from ...render.turntable import Turntable, TurntableScene, TurntableStyle
 from ...sequence import MOVIE_VIEWS, SequencePlan, export_sequence
 from ...state import FULL
 from ...workers import INFERENCE, Cancelled
+from ..movie_dialog import choose_movie
 from .player import PathPlayer
 
 VIEW_NAMES = {"axial": "Axial slice", "coronal": "Coronal slice", "sagittal": "Sagittal slice", "3d": "Turning 3D view"}
@@ -73,9 +74,7 @@ class SequenceExport(QGroupBox):
             self.export(dicom_folder=folder)
 
     def _choose_movie(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save the movie", "interpolation.gif", "GIF animation (*.gif);;MP4 video (*.mp4)"
-        )
+        path = choose_movie(self, "Save the movie", "interpolation.gif")
         if path:
             self.export(movie=path)
 
