@@ -15,7 +15,14 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QSplitter, QVBoxLayout, QWidget
 
-from engine.api import encode_scan, encoding_volumes, list_series, metrics_lines, prepare_scan, scan_name
+from engine.api import (
+    SeveralSeriesError,
+    encode_scan,
+    encoding_volumes,
+    metrics_lines,
+    prepare_scan,
+    scan_name,
+)
 
 from ..context import AppContext
 from ..render.window_level import WindowLevel, centred_window, default_window
@@ -24,7 +31,7 @@ from ..state import Latent, LoadedModel
 from ..views.pane import VolumePane
 from ..views.render_queue import take_turns
 from ..volume_files import choose_series
-from ..workers import BACKGROUND, INFERENCE
+from ..workers import INFERENCE
 from .status_label import StatusLabel
 
 DIFFERENCE_CMAP = "RdBu_r"
@@ -164,27 +171,9 @@ class EncodePanel(QWidget):
             self.open_dicom_folder(folder)
 
     def open_dicom_folder(self, folder: str) -> None:
-        """List the folder's series in the background, ask which one when there are several, encode it."""
-        if not self._can_encode():
-            return
-        folder = str(folder)
-
-        def listed(found) -> None:
-            uid = found[0].uid if len(found) == 1 else choose_series(self, found)
-            if uid is not None:
-                self.open_path(folder, uid)
-            else:
-                self.status.setText(f"No series chosen in {Path(folder).name}: nothing was encoded.")
-
-        self.status.setText(f"Looking into {Path(folder).name}…")
-        self.context.jobs.submit(
-            "encode",
-            f"Looking into {Path(folder).name}",
-            lambda progress: list_series(Path(folder), progress),
-            listed,
-            self._failed,
-            pool=BACKGROUND,
-        )
+        """Encode a DICOM series folder (one job: headers, images, encoding); a folder holding several
+        series asks which one first."""
+        self.open_path(folder)
 
     def _can_encode(self) -> bool:
         model = self.context.state.model
@@ -202,20 +191,36 @@ class EncodePanel(QWidget):
         path = str(path)
         self.status.setText(f"Encoding {Path(path).name}…")
 
+        def work(progress):
+            try:
+                return encode_file(model.model, path, progress, series)
+            except SeveralSeriesError as several:
+                return several.series  # read the headers only: the user picks one
+
         def done(result) -> None:
             if self.context.state.model is not model:
                 return  # a different model was opened meanwhile
+            if isinstance(result, list):
+                self._choose_series(path, result)
+                return
             remember_file(path, RECENT_KEY)
             self.show_encoding(*result, model)
 
         self.context.jobs.submit(
             "encode",
             f"Encoding {Path(path).name}",
-            lambda progress: encode_file(model.model, path, progress, series),
+            work,
             done,
             self._failed,
             pool=INFERENCE,
         )
+
+    def _choose_series(self, folder: str, found) -> None:
+        uid = choose_series(self, found)
+        if uid is not None:
+            self.open_path(folder, uid)
+        else:
+            self.status.setText(f"No series chosen in {Path(folder).name}: nothing was encoded.")
 
     def _failed(self, message: str) -> None:
         self.status.setText(f"Could not encode: {message}")
